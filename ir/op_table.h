@@ -1,0 +1,123 @@
+// The op table: everything ffc knows about an op kind, in one entry.
+//
+// Adding an op means adding one line to FFC_OPS and one OpInfo in the family file under ir/ops/:
+// its operands, attributes, shape inference, verifier, parameters, splittable dims, input-box rule
+// and gradient rule. Passes ask the table; they do not switch on op kinds.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ir/attr.h"
+#include "ir/box.h"
+#include "ir/graph.h"
+#include "ir/types.h"
+
+namespace ffc {
+
+// X(identifier, family): every op kind, in the order ffc documents them.
+#define FFC_OPS(X)                                                                     \
+  X(input, io)                                                                         \
+  X(conv2d, nn) X(pool2d, nn) X(linear, nn) X(matmul, nn) X(embedding, nn)             \
+  X(relu, elementwise) X(sigmoid, elementwise) X(tanh, elementwise) X(gelu, elementwise) \
+  X(add, elementwise) X(sub, elementwise) X(mul, elementwise) X(dropout, elementwise)  \
+  X(batch_norm, norm) X(layer_norm, norm) X(softmax, norm)                             \
+  X(flat, layout) X(reshape, layout) X(transpose, layout) X(concat, layout)            \
+  X(softmax_cross_entropy, loss) X(mse_loss, loss)
+
+enum class OpKind : int {
+#define FFC_OP_ENUM(id, family) id,
+  FFC_OPS(FFC_OP_ENUM)
+#undef FFC_OP_ENUM
+};
+
+/// How a parameter's initial values are drawn (by the runtime's counter-based generator).
+enum class Init {
+  zeros,
+  ones,
+  kaiming_uniform,  ///< U(-1/sqrt(fan_in), 1/sqrt(fan_in)) * sqrt(3)·gain, PyTorch's conv/linear weight
+  fan_in_uniform,   ///< U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's conv/linear bias
+  normal,           ///< N(0, 1), PyTorch's embedding
+};
+
+/// A parameter or persistent state tensor of an op.
+struct ParamSpec {
+  std::string_view name;  ///< `weight`, `bias`, `running_mean`, ...
+  Shape shape;            ///< Fixed extents only.
+  Init init = Init::zeros;
+  int64_t fan_in = 1;
+  bool trainable = true;  ///< false for running statistics
+};
+
+/// An op with its tensor extents bound to a concrete batch size: what box rules work on.
+struct BoundOp {
+  const Op& op;
+  std::vector<std::vector<int64_t>> in;   ///< extents of each input
+  std::vector<std::vector<int64_t>> out;  ///< extents of each output
+};
+
+class GradBuilder;  // autodiff's builder (passes/autodiff)
+
+/// The table entry of one op kind.
+struct OpInfo {
+  OpKind kind;
+  std::string_view name;
+  int min_inputs = 1;
+  int max_inputs = 1;  ///< -1: any number
+  int num_outputs = 1;
+  std::vector<AttrSpec> attrs;
+
+  /// Infers the output types from the input types and attributes, checking everything the op
+  /// requires of them; throws UserError naming the op. `declared` holds the outputs' current types
+  /// (the `input` op takes its type from there).
+  std::vector<TensorType> (*infer)(const Op& op, std::span<const TensorType> inputs,
+                                   std::span<const TensorType> declared) = nullptr;
+
+  /// The op's parameters and state, in a fixed order; none when null.
+  std::vector<ParamSpec> (*params)(const Op& op, std::span<const TensorType> inputs) = nullptr;
+
+  /// The shape a parallel config splits: the output's, except for ops whose iteration space
+  /// differs from their output (a loss is split like its per-sample input). Null: output 0.
+  Shape (*parallel_shape)(const Op& op, std::span<const TensorType> inputs,
+                          std::span<const TensorType> outputs) = nullptr;
+
+  /// Which dims of the parallel shape a config may split (a degree above 1). Null: all of them.
+  std::vector<bool> (*splittable)(const Op& op, std::span<const TensorType> inputs,
+                                  std::span<const TensorType> outputs) = nullptr;
+
+  /// The box of input `i` a part needs to compute `part` (a box of the parallel shape). May be a
+  /// superset of what is read; empty when the part reads nothing of that input.
+  Box (*input_box)(const BoundOp& op, int i, const Box& part) = nullptr;
+
+  /// The box of parameter `p` a part needs. Null: the whole parameter.
+  Box (*param_box)(const BoundOp& op, int p, const Box& part) = nullptr;
+
+  /// The gradient rule, used by autodiff: emits the backward ops of this op. Null: not
+  /// differentiable (inputs, integer paths).
+  void (*grad)(GradBuilder& b, const Op& op) = nullptr;
+};
+
+/// The entry of an op kind.
+const OpInfo& op_info(OpKind kind);
+/// The kind with this textual name; false when there is none.
+bool parse_op_kind(std::string_view name, OpKind* kind);
+/// Every kind, in table order.
+std::span<const OpKind> all_op_kinds();
+
+/// Parameters of op `op_index` of the graph.
+std::vector<ParamSpec> op_params(const Graph& g, const Op& op);
+/// The parallel shape of an op (see OpInfo::parallel_shape).
+Shape op_parallel_shape(const Graph& g, const Op& op);
+/// The splittable dims of an op's parallel shape.
+std::vector<bool> op_splittable(const Graph& g, const Op& op);
+/// The op bound to a batch size.
+BoundOp bind_op(const Graph& g, const Op& op, int64_t batch);
+
+/// Conventional names of the dims of a parallel shape: `n c h w` for rank 4, `n s c` for 3,
+/// `n c` for 2, `n` for 1.
+std::vector<std::string> parallel_dim_names(int rank);
+
+}  // namespace ffc
