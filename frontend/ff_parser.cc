@@ -6,6 +6,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -277,6 +278,7 @@ class Parser {
           p.error(kw, "a model file starts with `model NAME`, found {}", LineParser::describe(kw));
         graph_.name = p.name("the model's name").first;
         if (!p.at_end()) p.error(p.peek(), "unexpected {} after the model's name", LineParser::describe(p.peek()));
+        graph_.model_trailing = p.trailing();
         graph_.header = std::move(pending_);
         pending_.clear();
         seen_model = true;
@@ -396,9 +398,11 @@ class Parser {
       } else {
         declared.push_back(parse_type(p));
       }
-      if (static_cast<int>(declared.size()) != info.num_outputs)
-        p.error(type_tok, "{} has {} output{}, {} type{} written", probe.describe(), info.num_outputs,
-                info.num_outputs == 1 ? "" : "s", declared.size(), declared.size() == 1 ? " is" : "s are");
+      probe.attrs = values;
+      int num_outputs = op_num_outputs(probe);
+      if (static_cast<int>(declared.size()) != num_outputs)
+        p.error(type_tok, "{} has {} output{}, {} type{} written", probe.describe(), num_outputs,
+                num_outputs == 1 ? "" : "s", declared.size(), declared.size() == 1 ? " is" : "s are");
     }
     std::vector<std::pair<std::string, Token>> param_names;
     if (p.peek().kind == Tok::ident && p.peek().text == "params") {
@@ -414,6 +418,12 @@ class Parser {
       p.next();
     }
     if (!p.at_end()) p.error(p.peek(), "unexpected {} after the op", LineParser::describe(p.peek()));
+    // Outputs of an op with several are named `name:i`; a quoted earlier name may have taken one.
+    probe.attrs = values;
+    if (int n_out = op_num_outputs(probe); n_out > 1)
+      for (int o = 0; o < n_out; ++o)
+        if (graph_.find_tensor(fmt::format("{}:{}", name, o)) >= 0)
+          p.error(name_tok, "'{}:{}', the name of output {} of this op, already names another op", name, o, o);
 
     int index = graph_.add_op(name, kind, inputs, std::move(values), p.loc(name_tok));
     Op& op = graph_.ops[index];
@@ -456,6 +466,8 @@ class Parser {
 Graph parse_ff(std::string_view text, const std::string& file) { return Parser(text, file).run(); }
 
 Graph parse_ff_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw UserError({path, 0, 0}, "is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UserError({path, 0, 0}, "cannot read the file");
   std::stringstream ss;

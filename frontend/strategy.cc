@@ -4,6 +4,7 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -18,6 +19,9 @@ namespace {
 namespace pb = google::protobuf;
 
 std::string read_file(const std::string& path) {
+  // A directory opens as a stream that reads nothing; it must not pass for an empty strategy.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw UserError({path, 0, 0}, "is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UserError({path, 0, 0}, "cannot read the file");
   std::stringstream ss;

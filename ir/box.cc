@@ -51,7 +51,9 @@ Box intersect(const Box& a, const Box& b) {
 
 Range part_range(int64_t extent, int64_t degree, int64_t i) {
   FFC_CHECK(degree >= 1 && i >= 0 && i < degree);
-  return {i * extent / degree, (i + 1) * extent / degree};
+  // In 128 bits: i * extent overflows 64 for extents above 2^63 / degree.
+  using Wide = __int128;
+  return {static_cast<int64_t>(Wide{i} * extent / degree), static_cast<int64_t>(Wide{i + 1} * extent / degree)};
 }
 
 int64_t num_parts(const std::vector<int64_t>& degrees) {

@@ -43,9 +43,10 @@ int Graph::add_op(std::string op_name, OpKind kind, std::vector<TensorId> inputs
   op.inputs = std::move(inputs);
   op.attrs = std::move(attrs);
   op.loc = std::move(loc);
-  for (int i = 0; i < info.num_outputs; ++i) {
+  int num_outputs = op_num_outputs(op);
+  for (int i = 0; i < num_outputs; ++i) {
     Tensor t;
-    t.name = info.num_outputs == 1 ? op_name : fmt::format("{}:{}", op_name, i);
+    t.name = num_outputs == 1 ? op_name : fmt::format("{}:{}", op_name, i);
     t.producer = index;
     t.index = i;
     FFC_CHECK(!tensor_index_.count(t.name));

@@ -65,6 +65,8 @@ struct Graph {
   std::string name;
   /// Comment and blank lines before the `model` line of a .ff file.
   std::vector<std::string> header;
+  /// A comment written after `model NAME` on its line, without the `#`.
+  std::string model_trailing;
   /// Comment and blank lines after the last op.
   std::vector<std::string> trailer;
   std::vector<Op> ops;

@@ -55,6 +55,11 @@ std::vector<TensorType> output_types(const Graph& g, const Op& op) {
 }
 }  // namespace
 
+int op_num_outputs(const Op& op) {
+  const OpInfo& info = op.info();
+  return info.outputs_from_attrs ? info.outputs_from_attrs(op) : info.num_outputs;
+}
+
 std::vector<ParamSpec> op_params(const Graph& g, const Op& op) {
   if (!op.info().params) return {};
   return op.info().params(op, g.input_types(op));

@@ -23,9 +23,12 @@ namespace ffc {
   X(input, io)                                                                         \
   X(conv2d, nn) X(pool2d, nn) X(linear, nn) X(matmul, nn) X(embedding, nn)             \
   X(relu, elementwise) X(sigmoid, elementwise) X(tanh, elementwise) X(gelu, elementwise) \
-  X(add, elementwise) X(sub, elementwise) X(mul, elementwise) X(dropout, elementwise)  \
-  X(batch_norm, norm) X(layer_norm, norm) X(softmax, norm)                             \
+  X(clip, elementwise)                                                                 \
+  X(add, elementwise) X(sub, elementwise) X(mul, elementwise) X(scale, elementwise)    \
+  X(dropout, elementwise)                                                              \
+  X(batch_norm, norm) X(layer_norm, norm) X(softmax, norm) X(log_softmax, norm)        \
   X(flat, layout) X(reshape, layout) X(transpose, layout) X(concat, layout)            \
+  X(split, layout)                                                                     \
   X(softmax_cross_entropy, loss) X(mse_loss, loss)
 
 enum class OpKind : int {
@@ -38,9 +41,8 @@ enum class OpKind : int {
 enum class Init {
   zeros,
   ones,
-  kaiming_uniform,  ///< U(-1/sqrt(fan_in), 1/sqrt(fan_in)) * sqrt(3)·gain, PyTorch's conv/linear weight
-  fan_in_uniform,   ///< U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's conv/linear bias
-  normal,           ///< N(0, 1), PyTorch's embedding
+  uniform_fan_in,  ///< U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for conv/linear weights and biases
+  normal,          ///< N(0, 1): PyTorch's embedding
 };
 
 /// A parameter or persistent state tensor of an op.
@@ -69,6 +71,10 @@ struct OpInfo {
   int max_inputs = 1;  ///< -1: any number
   int num_outputs = 1;
   std::vector<AttrSpec> attrs;
+
+  /// The number of outputs, for kinds where the attributes decide it (split's `sizes`); null:
+  /// `num_outputs`. Called on ops whose attribute values have their specs' kinds.
+  int (*outputs_from_attrs)(const Op& op) = nullptr;
 
   /// Infers the output types from the input types and attributes, checking everything the op
   /// requires of them; throws UserError naming the op. `declared` holds the outputs' current types
@@ -107,6 +113,8 @@ bool parse_op_kind(std::string_view name, OpKind* kind);
 /// Every kind, in table order.
 std::span<const OpKind> all_op_kinds();
 
+/// The number of outputs an op has: OpInfo::outputs_from_attrs when set, else num_outputs.
+int op_num_outputs(const Op& op);
 /// Parameters of op `op_index` of the graph.
 std::vector<ParamSpec> op_params(const Graph& g, const Op& op);
 /// The parallel shape of an op (see OpInfo::parallel_shape).

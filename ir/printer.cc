@@ -49,7 +49,9 @@ void print_lines(std::string& out, const std::vector<std::string>& lines) {
 std::string print_graph(const Graph& g) {
   std::string out;
   print_lines(out, g.header);
-  out += fmt::format("model {}\n", print_name(g.name));
+  out += fmt::format("model {}", print_name(g.name));
+  if (!g.model_trailing.empty()) out += "  #" + g.model_trailing;
+  out += '\n';
   for (const Op& op : g.ops) {
     print_lines(out, op.leading);
     const OpInfo& info = op.info();

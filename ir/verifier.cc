@@ -54,8 +54,8 @@ void verify_graph(const Graph& g) {
     for (size_t a = 0; a < info.attrs.size(); ++a)
       if (!attr_matches(op.attrs[a], info.attrs[a]))
         ops::fail(op, "attribute '{}' has a value of the wrong kind", info.attrs[a].name);
-    if (static_cast<int>(op.outputs.size()) != info.num_outputs)
-      ops::fail(op, "has {} outputs, its kind has {}", op.outputs.size(), info.num_outputs);
+    if (static_cast<int>(op.outputs.size()) != op_num_outputs(op))
+      ops::fail(op, "has {} outputs, its kind and attributes give {}", op.outputs.size(), op_num_outputs(op));
     std::vector<TensorType> declared;
     for (TensorId t : op.outputs) {
       const Tensor& tensor = g.tensors.at(t);

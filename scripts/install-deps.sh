@@ -8,11 +8,13 @@ packages=(
   protobuf-compiler libprotobuf-dev            # strategy files; ONNX models
   libonnx-dev                                  # onnx.proto for the ONNX importer
   libfmt-dev                                   # generated sources, messages
+  nlohmann-json3-dev                           # safetensors checkpoint headers (JSON)
   libcli11-dev                                 # command-line parsing
   openmpi-bin libopenmpi-dev                   # launching ranks, cpu-backend transfers
   libopenblas-dev                              # cpu-backend GEMM
   libgtest-dev                                 # unit tests
   llvm-14-tools                                # lit and FileCheck
+  zlib1g-dev                                   # gzip-compressed IDX data sets
   python3 python3-torch python3-torchvision python3-onnx python3-numpy   # reference tests
   dataset-fashion-mnist                        # real data for e2e tests
 )

@@ -1,4 +1,5 @@
-// Op table: element-wise ops — activations, binary arithmetic with broadcasting, dropout.
+// Op table: element-wise ops — activations, clipping, binary arithmetic with broadcasting, scaling
+// by a constant, dropout.
 #include <algorithm>
 
 #include "ir/ops/families.h"
@@ -57,6 +58,34 @@ const OpInfo& elementwise_gelu() { static const OpInfo i = unary(OpKind::gelu, "
 const OpInfo& elementwise_add() { static const OpInfo i = binary(OpKind::add, "add"); return i; }
 const OpInfo& elementwise_sub() { static const OpInfo i = binary(OpKind::sub, "sub"); return i; }
 const OpInfo& elementwise_mul() { static const OpInfo i = binary(OpKind::mul, "mul"); return i; }
+
+// clip: min(max(x, min), max), e.g. ReLU6 as clip(x, min=0.0, max=6.0).
+const OpInfo& elementwise_clip() {
+  static const OpInfo info{
+      .kind = OpKind::clip,
+      .name = "clip",
+      .attrs = {{"min", AttrKind::Float, {}}, {"max", AttrKind::Float, {}}},
+      .infer = [](const Op& op, std::span<const TensorType> in, std::span<const TensorType> d) {
+        double lo = op.attr_float("min"), hi = op.attr_float("max");
+        if (!(lo <= hi)) fail(op, "min ({}) must not exceed max ({})", lo, hi);
+        return unary_infer(op, in, d);
+      },
+      .input_box = same_box,
+  };
+  return info;
+}
+
+// scale: x * factor for a constant factor, e.g. attention scores divided by sqrt(d).
+const OpInfo& elementwise_scale() {
+  static const OpInfo info{
+      .kind = OpKind::scale,
+      .name = "scale",
+      .attrs = {{"factor", AttrKind::Float, {}}},
+      .infer = unary_infer,
+      .input_box = same_box,
+  };
+  return info;
+}
 
 const OpInfo& elementwise_dropout() {
   static const OpInfo info{

@@ -31,6 +31,18 @@ int64_t fixed_dim(const Op& op, std::span<const TensorType> in, int i, int d, st
   return dim.value;
 }
 
+int64_t checked_mul(const Op& op, int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) fail(op, "sizes overflow 64-bit integers ({} * {})", a, b);
+  return r;
+}
+
+int64_t checked_add(const Op& op, int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) fail(op, "sizes overflow 64-bit integers ({} + {})", a, b);
+  return r;
+}
+
 Box same_box(const BoundOp&, int, const Box& part) { return part; }
 
 std::vector<bool> all_but_last(const Op&, std::span<const TensorType>, std::span<const TensorType> out) {

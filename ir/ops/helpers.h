@@ -26,6 +26,11 @@ int normalize_axis(const Op& op, int64_t axis, int rank, std::string_view attr =
 /// A fixed (non-batch) extent of dim `d` of input `i`, or fails naming what needs it.
 int64_t fixed_dim(const Op& op, std::span<const TensorType> in, int i, int d, std::string_view what);
 
+/// a * b, or fails: extents written in a model may be large enough to overflow 64 bits.
+int64_t checked_mul(const Op& op, int64_t a, int64_t b);
+/// a + b, or fails.
+int64_t checked_add(const Op& op, int64_t a, int64_t b);
+
 /// Input-box rule: the input needs the part's own box (element-wise ops).
 Box same_box(const BoundOp& op, int i, const Box& part);
 /// Splittable rule: every dim but the last.

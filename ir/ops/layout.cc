@@ -1,4 +1,4 @@
-// Op table: ops that move elements without arithmetic — flat, reshape, transpose, concat.
+// Op table: ops that move elements without arithmetic — flat, reshape, transpose, concat, split.
 #include <algorithm>
 
 #include "ir/ops/families.h"
@@ -13,7 +13,7 @@ namespace {
 std::vector<TensorType> flat_infer(const Op& op, std::span<const TensorType> in, std::span<const TensorType>) {
   expect_rank(op, in, 0, 2, 6);
   int64_t rest = 1;
-  for (int d = 1; d < in[0].rank(); ++d) rest *= fixed_dim(op, in, 0, d, "a flattened dim");
+  for (int d = 1; d < in[0].rank(); ++d) rest = checked_mul(op, rest, fixed_dim(op, in, 0, d, "a flattened dim"));
   return {TensorType{in[0].dtype, {in[0].shape[0], Dim::fixed(rest)}}};
 }
 
@@ -53,7 +53,7 @@ std::vector<TensorType> reshape_infer(const Op& op, std::span<const TensorType> 
   if (target.empty()) fail(op, "shape must not be empty");
   int batch_in = 0, batch_out = 0, infer_at = -1;
   int64_t known_in = 1, known_out = 1;
-  for (const Dim& d : in[0].shape) d.batch ? ++batch_in : (known_in *= d.value, 0);
+  for (const Dim& d : in[0].shape) d.batch ? ++batch_in : (known_in = checked_mul(op, known_in, d.value), 0);
   for (size_t i = 0; i < target.size(); ++i) {
     const Dim& d = target[i];
     if (d.batch) {
@@ -64,7 +64,7 @@ std::vector<TensorType> reshape_infer(const Op& op, std::span<const TensorType> 
     } else if (d.value < 1) {
       fail(op, "shape extent {} at dim {} must be positive (or -1 to infer it)", d.value, i);
     } else {
-      known_out *= d.value;
+      known_out = checked_mul(op, known_out, d.value);
     }
   }
   if (batch_out > 1) fail(op, "shape may hold N only once");
@@ -96,7 +96,9 @@ std::vector<bool> batch_leading_only(const Op& op, std::span<const TensorType> i
 
 Box batch_rows_box(const BoundOp& b, int, const Box& part) {
   Box box = Box::whole(b.in[0]);
-  if (!box.r.empty()) box.r[0] = part.r[0];
+  // Rows map to rows only when both shapes lead with the same extent; otherwise (e.g. [6,4] into
+  // [4,6]) dim 0 is not split and the part reads the whole input.
+  if (!box.r.empty() && !b.out[0].empty() && b.in[0][0] == b.out[0][0]) box.r[0] = part.r[0];
   return box;
 }
 
@@ -137,7 +139,7 @@ std::vector<TensorType> concat_infer(const Op& op, std::span<const TensorType> i
     for (int d = 0; d < r; ++d) {
       if (d == axis) {
         if (in[i].shape[d].batch) fail(op, "cannot concatenate along the batch N");
-        out[d].value += in[i].shape[d].value;
+        out[d].value = checked_add(op, out[d].value, in[i].shape[d].value);
       } else if (in[i].shape[d] != in[0].shape[d]) {
         fail(op, "input {} {} and input 0 {} differ in dim {}", i, in[i].str(), in[0].str(), d);
       }
@@ -156,6 +158,43 @@ Box concat_input_box(const BoundOp& b, int i, const Box& part) {
   int64_t lo = std::max(r.lo, offset), hi = std::min(r.hi, offset + b.in[i][axis]);
   box.r[axis] = hi > lo ? Range{lo - offset, hi - offset} : Range{0, 0};
   return box;
+}
+
+// ---- split -----------------------------------------------------------------------------------
+
+// One output per entry of `sizes`, consecutive pieces of the input along `axis`. Its parallel shape
+// is the input's: a part is a box of the input, whole along the axis, and output k gets that box
+// with the axis range of piece k.
+
+int split_outputs(const Op& op) { return static_cast<int>(op.attr_ints("sizes").size()); }
+
+std::vector<TensorType> split_infer(const Op& op, std::span<const TensorType> in, std::span<const TensorType>) {
+  if (in[0].rank() < 1) fail(op, "input must have at least one dim");
+  int axis = normalize_axis(op, op.attr_int("axis"), in[0].rank());
+  int64_t extent = fixed_dim(op, in, 0, axis, "the split dim");
+  const auto& sizes = op.attr_ints("sizes");
+  if (sizes.empty()) fail(op, "sizes must not be empty");
+  int64_t total = 0;
+  for (int64_t s : sizes) {
+    if (s < 1 || s > extent) fail(op, "size {} is out of range for a dim of extent {}", s, extent);
+    total = checked_add(op, total, s);
+  }
+  if (total != extent) fail(op, "sizes [{}] add up to {}, the split dim has {}", fmt::join(sizes, ","), total, extent);
+  std::vector<TensorType> out;
+  for (int64_t s : sizes) {
+    TensorType t = in[0];
+    t.shape[axis] = Dim::fixed(s);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+Shape input_shape(const Op&, std::span<const TensorType> in, std::span<const TensorType>) { return in[0].shape; }
+
+std::vector<bool> split_splittable(const Op& op, std::span<const TensorType> in, std::span<const TensorType>) {
+  std::vector<bool> s(in[0].rank(), true);
+  s[normalize_axis(op, op.attr_int("axis"), in[0].rank())] = false;
+  return s;
 }
 
 }  // namespace
@@ -197,6 +236,20 @@ const OpInfo& layout_concat() {
       .attrs = {{"axis", AttrKind::Int, AttrValue{int64_t{1}}}},
       .infer = concat_infer,
       .input_box = concat_input_box,
+  };
+  return info;
+}
+
+const OpInfo& layout_split() {
+  static const OpInfo info{
+      .kind = OpKind::split,
+      .name = "split",
+      .attrs = {{"axis", AttrKind::Int, AttrValue{int64_t{1}}}, {"sizes", AttrKind::Ints, {}}},
+      .outputs_from_attrs = split_outputs,
+      .infer = split_infer,
+      .parallel_shape = input_shape,
+      .splittable = split_splittable,
+      .input_box = same_box,
   };
   return info;
 }

@@ -1,5 +1,6 @@
 // Op table: the ops with weights and contractions — conv2d, pool2d, linear, matmul, embedding.
 #include <algorithm>
+#include <limits>
 
 #include "ir/ops/families.h"
 #include "ir/ops/helpers.h"
@@ -9,23 +10,27 @@ namespace ffc::ops {
 namespace {
 
 using Ints = std::vector<int64_t>;
+// Window arithmetic runs in 128 bits: kernels, strides, paddings and dilations are whatever a model
+// file writes, and their products overflow 64 bits long before a user error can say so.
+using Wide = __int128;
 
-/// The output extent of a windowed op along one spatial dim.
-int64_t window_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
-  int64_t span = in + 2 * p - d * (k - 1) - 1;
-  if (span < 0) return 0;
-  int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
-  // PyTorch: with ceil_mode, the last window must start inside the input or its left padding.
-  if (ceil_mode && (out - 1) * s >= in + p) --out;
+/// The output extent of a windowed op along one spatial dim: PyTorch's pooling_output_shape, which
+/// rounds down (up with ceil_mode) and, with ceil_mode, keeps a window only if it starts inside the
+/// input or its left padding. The window may be wider than the padded input with ceil_mode: a
+/// 2-wide input with kernel 3, stride 2 gives 1.
+Wide window_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode) {
+  Wide num = Wide{in} + Wide{2} * p - Wide{d} * (k - 1) - 1 + (ceil_mode ? s - 1 : 0);
+  Wide out = (num >= 0 ? num / s : -((-num + s - 1) / s)) + 1;  // floor division
+  if (ceil_mode && (out - 1) * s >= Wide{in} + p) --out;
   return out;
 }
 
 /// The input range a window op reads for an output range [lo, hi), clamped to the input.
 Range window_in(const Range& out, int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) {
   if (out.empty()) return {0, 0};
-  int64_t lo = out.lo * s - p;
-  int64_t hi = (out.hi - 1) * s - p + d * (k - 1) + 1;
-  return {std::clamp<int64_t>(lo, 0, in), std::clamp<int64_t>(hi, 0, in)};
+  Wide lo = Wide{out.lo} * s - p;
+  Wide hi = Wide{out.hi - 1} * s - p + Wide{d} * (k - 1) + 1;
+  return {static_cast<int64_t>(std::clamp<Wide>(lo, 0, in)), static_cast<int64_t>(std::clamp<Wide>(hi, 0, in))};
 }
 
 void check_window(const Op& op, const Ints& k, const Ints& s, const Ints& p, const Ints& d) {
@@ -43,11 +48,13 @@ Shape spatial_out(const Op& op, const TensorType& in, int64_t channels, const In
   for (int i = 0; i < 2; ++i) {
     const Dim& x = in.shape[2 + i];
     if (x.batch) fail(op, "spatial dim {} of the input cannot be the batch N", 2 + i);
-    int64_t o = window_out(x.value, k[i], s[i], p[i], d[i], ceil_mode);
+    Wide o = window_out(x.value, k[i], s[i], p[i], d[i], ceil_mode);
     if (o < 1)
       fail(op, "the {} window (kernel {}, dilation {}) does not fit an input of extent {} with padding {}",
            i ? "width" : "height", k[i], d[i], x.value, p[i]);
-    out.push_back(Dim::fixed(o));
+    if (o > std::numeric_limits<int64_t>::max())
+      fail(op, "the {} output extent overflows 64-bit integers (padding {})", i ? "width" : "height", p[i]);
+    out.push_back(Dim::fixed(static_cast<int64_t>(o)));
   }
   return out;
 }
@@ -66,7 +73,10 @@ std::vector<TensorType> conv_infer(const Op& op, std::span<const TensorType> in,
   const Ints &k = op.attr_ints("kernel"), &s = op.attr_ints("stride"), &p = op.attr_ints("padding"),
              &d = op.attr_ints("dilation");
   check_window(op, k, s, p, d);
-  return {TensorType{in[0].dtype, spatial_out(op, in[0], oc, k, s, p, d, false)}};
+  Shape out = spatial_out(op, in[0], oc, k, s, p, d, false);
+  // The weight's fan-in, c/g·kh·kw, must be a number (conv_params computes it).
+  checked_mul(op, checked_mul(op, c / g, k[0]), k[1]);
+  return {TensorType{in[0].dtype, out}};
 }
 
 std::vector<ParamSpec> conv_params(const Op& op, std::span<const TensorType> in) {
@@ -74,8 +84,8 @@ std::vector<ParamSpec> conv_params(const Op& op, std::span<const TensorType> in)
   const Ints& k = op.attr_ints("kernel");
   int64_t fan_in = c / g * k[0] * k[1];
   std::vector<ParamSpec> p{{"weight", {Dim::fixed(oc), Dim::fixed(c / g), Dim::fixed(k[0]), Dim::fixed(k[1])},
-                            Init::kaiming_uniform, fan_in}};
-  if (op.attr_bool("bias")) p.push_back({"bias", {Dim::fixed(oc)}, Init::fan_in_uniform, fan_in});
+                            Init::uniform_fan_in, fan_in}};
+  if (op.attr_bool("bias")) p.push_back({"bias", {Dim::fixed(oc)}, Init::uniform_fan_in, fan_in});
   return p;
 }
 
@@ -115,7 +125,7 @@ std::vector<TensorType> pool_infer(const Op& op, std::span<const TensorType> in,
   Ints d{1, 1};
   check_window(op, k, s, p, d);
   for (int i = 0; i < 2; ++i)
-    if (2 * p[i] > k[i]) fail(op, "padding ({}) must be at most half the kernel ({})", p[i], k[i]);
+    if (p[i] > k[i] / 2) fail(op, "padding ({}) must be at most half the kernel ({})", p[i], k[i]);
   Shape out = spatial_out(op, in[0], 0, k, s, p, d, op.attr_bool("ceil_mode"));
   out[1] = in[0].shape[1];
   return {TensorType{in[0].dtype, out}};
@@ -144,8 +154,8 @@ std::vector<TensorType> linear_infer(const Op& op, std::span<const TensorType> i
 
 std::vector<ParamSpec> linear_params(const Op& op, std::span<const TensorType> in) {
   int64_t k = in[0].shape.back().value, out = op.attr_int("out_features");
-  std::vector<ParamSpec> p{{"weight", {Dim::fixed(out), Dim::fixed(k)}, Init::kaiming_uniform, k}};
-  if (op.attr_bool("bias")) p.push_back({"bias", {Dim::fixed(out)}, Init::fan_in_uniform, k});
+  std::vector<ParamSpec> p{{"weight", {Dim::fixed(out), Dim::fixed(k)}, Init::uniform_fan_in, k}};
+  if (op.attr_bool("bias")) p.push_back({"bias", {Dim::fixed(out)}, Init::uniform_fan_in, k});
   return p;
 }
 

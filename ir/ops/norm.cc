@@ -1,4 +1,4 @@
-// Op table: normalizations — batch_norm, layer_norm, softmax.
+// Op table: normalizations — batch_norm, layer_norm, softmax, log_softmax.
 //
 // batch_norm may split every dim: parts that share a channel block reduce their partial
 // statistics (forward and backward) so that every part normalizes with the whole batch's.
@@ -96,6 +96,19 @@ const OpInfo& norm_softmax() {
   static const OpInfo info{
       .kind = OpKind::softmax,
       .name = "softmax",
+      .attrs = {{"axis", AttrKind::Int, AttrValue{int64_t{-1}}}},
+      .infer = softmax_infer,
+      .splittable = softmax_splittable,
+      .input_box = same_box,
+  };
+  return info;
+}
+
+// log_softmax: log(softmax(x)) along `axis`, computed without forming softmax(x).
+const OpInfo& norm_log_softmax() {
+  static const OpInfo info{
+      .kind = OpKind::log_softmax,
+      .name = "log_softmax",
       .attrs = {{"axis", AttrKind::Int, AttrValue{int64_t{-1}}}},
       .infer = softmax_infer,
       .splittable = softmax_splittable,

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace ffc {
 namespace {
 
@@ -12,6 +14,14 @@ TEST(Box, PartRangesSplitUnevenExtentsByFloor) {
   EXPECT_EQ(part_range(10, 4, 1), (Range{2, 5}));
   EXPECT_EQ(part_range(10, 4, 2), (Range{5, 7}));
   EXPECT_EQ(part_range(10, 4, 3), (Range{7, 10}));
+}
+
+TEST(Box, PartRangesOfHugeExtentsDoNotOverflow) {
+  // i * E overflows 64 bits here; the ranges are still floor(i*E/d).
+  const int64_t e = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(part_range(e, 3, 0), (Range{0, 3074457345618258602}));
+  EXPECT_EQ(part_range(e, 3, 1), (Range{3074457345618258602, 6148914691236517204}));
+  EXPECT_EQ(part_range(e, 3, 2), (Range{6148914691236517204, e}));
 }
 
 TEST(Box, PartsAreNumberedRowMajorLastDimFastest) {

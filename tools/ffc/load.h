@@ -9,12 +9,15 @@
 
 namespace ffc {
 
-/// Reads a model by its extension (.ff; .onnx once the importer exists). A UserError names the file
-/// on any problem.
+/// Reads a model by its extension: .ff (the text form) or .onnx (frontend/onnx_importer.h). A
+/// UserError names the file on any problem.
 Graph load_model(const std::string& path);
 
+/// The most devices ffc plans for (`-g`, or the highest device id of a strategy plus one).
+inline constexpr int kMaxDevices = 1 << 16;
+
 /// The device count to use: `requested` when given (> 0), else one more than the highest device a
-/// strategy names, else 1.
+/// strategy names, else 1. A strategy naming a device at or above kMaxDevices is a UserError.
 int device_count(int requested, const Strategy* s);
 
 }  // namespace ffc
