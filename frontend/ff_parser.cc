@@ -372,7 +372,7 @@ class Parser {
       std::string want = info.min_inputs == info.max_inputs ? std::to_string(info.min_inputs)
                          : info.max_inputs < 0          ? fmt::format("at least {}", info.min_inputs)
                                                         : fmt::format("{} to {}", info.min_inputs, info.max_inputs);
-      p.error(close, "{} takes {} operand{}, found {}", probe.describe(), want, want == "1" ? "" : "s", n);
+      p.error(close, "{} takes {} operand{}, found {}", probe.describe(), want, want.ends_with(" 1") || want == "1" ? "" : "s", n);
     }
     std::vector<AttrValue> values;
     for (size_t a = 0; a < info.attrs.size(); ++a) {

@@ -232,7 +232,8 @@ ResolvedStrategy resolve_strategy(const Graph& g, const Strategy& s, int num_dev
     if (!degrees_ok) continue;
     int64_t parts = num_parts(c.degrees);
     if (static_cast<int64_t>(c.devices.size()) != parts)
-      problem(c.loc, fmt::format("{}: {} devices listed for {} parts ({})", who, c.devices.size(), parts, config_str(c)));
+      problem(c.loc, fmt::format("{}: {} device{} listed for {} part{} ({})", who, c.devices.size(),
+                                 c.devices.size() == 1 ? "" : "s", parts, parts == 1 ? "" : "s", config_str(c)));
     for (int dev : c.devices)
       if (dev < 0 || dev >= num_devices) {
         problem(c.loc, fmt::format("{}: device {} is out of range for {} device{} (0..{})", who, dev, num_devices,

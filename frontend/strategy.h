@@ -53,8 +53,8 @@ struct ResolvedStrategy {
   std::vector<bool> from_file;    ///< whether the op's config was written in the strategy
 };
 
-/// The data-parallel config of an op: its batch dim split over all devices (over as many as its
-/// batch has when that is known and smaller), other dims whole.
+/// The data-parallel config of an op: its batch dim split over all devices, other dims whole. (A
+/// batch smaller than the device count is reported by resolve_strategy.)
 OpConfig data_parallel_config(const Graph& g, const Op& op, int num_devices);
 
 /// Checks a strategy against a model on `num_devices` devices and fills in data parallelism for the
