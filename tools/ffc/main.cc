@@ -12,6 +12,7 @@
 #include "ir/printer.h"
 #include "passes/pipeline.h"
 #include "tools/ffc/load.h"
+#include "tools/ffc/train_flags.h"
 
 namespace ffc {
 namespace {
@@ -34,7 +35,7 @@ void add_strategy(CLI::App* cmd, CommonFlags& f) {
 }
 void add_devices(CLI::App* cmd, CommonFlags& f, bool required = false) {
   auto* o = cmd->add_option("-g,--devices", f.devices, "number of devices (default: what the strategy names, or 1)");
-  o->check(CLI::PositiveNumber);
+  o->check(CLI::Range(1, kMaxDevices));
   if (required) o->required();
 }
 void add_batch(CLI::App* cmd, CommonFlags& f) {
@@ -141,10 +142,9 @@ int run(int argc, char** argv) {
   add_devices(profile, f, true);
   profile->add_option("-o,--output", out_dir, "output directory");
 
-  auto* runc = app.add_subcommand("run", "train a model serially on the CPU");
-  add_model(runc, f);
-  add_batch(runc, f);
-  runc->add_option("--steps", steps, "training steps");
+  TrainFlags train;
+  auto* runc = app.add_subcommand("run", "train a model serially on the CPU, printing each step's loss");
+  add_train_flags(runc, train);
 
   try {
     app.parse(argc, argv);
@@ -166,7 +166,7 @@ int run(int argc, char** argv) {
     if (simulate->parsed()) return not_built("simulate", "the simulator comes with strategy search");
     if (search->parsed()) return not_built("search", "strategy search is not built");
     if (profile->parsed()) return not_built("profile", "cost measurement comes with strategy search");
-    if (runc->parsed()) return not_built("run", "the serial executor comes with the CPU kernels");
+    if (runc->parsed()) return cmd_run(train);
   } catch (const UserError& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return kExitUser;
