@@ -1093,12 +1093,17 @@ TEST(NnThreads, ParallelPathsMatchOneThread) {
     f(*four, true);
     for (size_t i = 0; i < outs.size(); ++i) expect_close(outs[i]->v, first[i], kPartTol, what);
   };
-  for (int64_t groups : {1, 4, 16}) {
+  // Group-parallel convolutions, and one input channel with many outputs (GEMM, not the direct
+  // path): images in parallel.
+  // {n, c, o, h = w, groups}:
+  for (Shape cs : {Shape{2, 16, 32, 16, 1}, Shape{2, 16, 32, 16, 4}, Shape{2, 16, 32, 16, 16},
+                   Shape{4, 1, 32, 28, 1}}) {
+    const int64_t n = cs[0], ch = cs[1], o = cs[2], hw = cs[3], groups = cs[4];
     ConvCase c;
     c.a = Conv2dAttrs{{3, 3}, {1, 1}, {1, 1}, {1, 1}, groups};
-    c.x = {2, 16, 16, 16}, c.w = {32, 16 / groups, 3, 3}, c.y = {2, 32, 16, 16};
-    auto x = random_tensor(r, c.x), w = random_tensor(r, c.w), b = random_tensor(r, {32}), dy = random_tensor(r, c.y);
-    Tensor<float> y(c.y), dx(c.x), dw(c.w), db({32});
+    c.x = {n, ch, hw, hw}, c.w = {o, ch / groups, 3, 3}, c.y = {n, o, hw, hw};
+    auto x = random_tensor(r, c.x), w = random_tensor(r, c.w), b = random_tensor(r, {o}), dy = random_tensor(r, c.y);
+    Tensor<float> y(c.y), dx(c.x), dw(c.w), db({o});
     View bv = b.view(), dbv = db.view();
     both(
         [&](Context& cx, bool) {
@@ -1106,23 +1111,7 @@ TEST(NnThreads, ParallelPathsMatchOneThread) {
           conv2d_backward_data(cx, c.a, dy.view(), w.view(), dx.view(), false);
           conv2d_backward_weight(cx, c.a, x.view(), dy.view(), dw.view(), &dbv, false);
         },
-        {&y, &dx, &dw, &db}, "conv groups " + std::to_string(groups));
-  }
-  {
-    // One input channel, many outputs (GEMM, not the direct path), images in parallel.
-    ConvCase c;
-    c.a = Conv2dAttrs{{3, 3}, {1, 1}, {1, 1}, {1, 1}, 1};
-    c.x = {4, 1, 28, 28}, c.w = {32, 1, 3, 3}, c.y = {4, 32, 28, 28};
-    auto x = random_tensor(r, c.x), w = random_tensor(r, c.w), b = random_tensor(r, {32}), dy = random_tensor(r, c.y);
-    Tensor<float> y(c.y), dx(c.x), dw(c.w), db({32});
-    View bv = b.view(), dbv = db.view();
-    both(
-        [&](Context& cx, bool) {
-          conv2d_forward(cx, c.a, Act::relu, x.view(), w.view(), &bv, y.view());
-          conv2d_backward_data(cx, c.a, dy.view(), w.view(), dx.view(), false);
-          conv2d_backward_weight(cx, c.a, x.view(), dy.view(), dw.view(), &dbv, false);
-        },
-        {&y, &dx, &dw, &db}, "conv one input channel");
+        {&y, &dx, &dw, &db}, describe(c));
   }
   {
     // Linear with few outputs and many rows: the weight gradient splits the contraction.
