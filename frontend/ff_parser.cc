@@ -6,10 +6,8 @@
 
 #include <charconv>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
+#include "frontend/read_file.h"
 #include "ir/op_table.h"
 #include "ir/printer.h"
 #include "passes/infer_shapes.h"
@@ -465,15 +463,6 @@ class Parser {
 
 Graph parse_ff(std::string_view text, const std::string& file) { return Parser(text, file).run(); }
 
-Graph parse_ff_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw UserError({path, 0, 0}, "is a directory, not a file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError({path, 0, 0}, "cannot read the file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw UserError({path, 0, 0}, "cannot read the file");
-  return parse_ff(ss.str(), path);
-}
+Graph parse_ff_file(const std::string& path) { return parse_ff(read_input_file(path), path); }
 
 }  // namespace ffc

@@ -4,11 +4,10 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
-#include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 
+#include "frontend/read_file.h"
 #include "ir/op_table.h"
 #include "strategy.pb.h"
 
@@ -17,17 +16,6 @@ namespace ffc {
 namespace {
 
 namespace pb = google::protobuf;
-
-std::string read_file(const std::string& path) {
-  // A directory opens as a stream that reads nothing; it must not pass for an empty strategy.
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw UserError({path, 0, 0}, "is a directory, not a file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError({path, 0, 0}, "cannot read the file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 bool ends_with(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -106,7 +94,7 @@ Strategy parse_strategy_text(const std::string& text, const std::string& file) {
 }
 
 Strategy read_strategy_file(const std::string& path) {
-  std::string bytes = read_file(path);
+  std::string bytes = read_input_file(path);
   if (ends_with(path, ".pb")) return parse_strategy_binary(bytes, path);
   if (ends_with(path, ".pbtxt") || ends_with(path, ".txt")) return parse_strategy_text(bytes, path);
   try {
