@@ -10,7 +10,14 @@
 
 namespace ffrt {
 
-const char* dtype_name(DType t) { return t == DType::i64 ? "i64" : "f32"; }
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::f32: return "f32";
+    case DType::i64: return "i64";
+    case DType::f64: return "f64";
+  }
+  return "unknown";
+}
 
 int64_t numel_of(const std::vector<int64_t>& shape) {
   int64_t n = 1;
@@ -306,7 +313,9 @@ HostArray read_npy_rows(const std::string& path, int64_t lo, int64_t hi) {
 }
 
 void write_npy(const std::string& path, DType dtype, const std::vector<int64_t>& shape, const void* data) {
-  std::string dict = std::string("{'descr': '") + (dtype == DType::i64 ? "<i8" : "<f4") +
+  const char* descr = dtype == DType::f32 ? "<f4" : dtype == DType::i64 ? "<i8" : dtype == DType::f64 ? "<f8" : nullptr;
+  if (!descr) throw Error("write_npy: " + path + ": unknown dtype " + std::to_string(static_cast<int>(dtype)));
+  std::string dict = std::string("{'descr': '") + descr +
                      "', 'fortran_order': False, 'shape': (";
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] < 0) throw Error("write_npy: " + path + ": negative dimension in " + shape_str(shape));

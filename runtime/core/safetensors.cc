@@ -15,7 +15,13 @@ using json = nlohmann::json;
 /// Largest header accepted (the safetensors library's own limit).
 constexpr int64_t kMaxHeader = 100'000'000;
 
-const char* st_dtype(DType t) { return t == DType::i64 ? "I64" : "F32"; }
+/// The safetensors dtype of a checkpoint tensor: F32 or I64 (checkpoints hold no f64 tensors).
+const char* st_dtype(DType t, const std::string& path, const std::string& name) {
+  if (t == DType::f32) return "F32";
+  if (t == DType::i64) return "I64";
+  throw Error("write_safetensors: " + path + ": tensor " + name + " is " + dtype_name(t) +
+              " (checkpoints hold only f32 and i64 tensors)");
+}
 
 }  // namespace
 
@@ -36,7 +42,8 @@ void write_safetensors(const std::string& path, const std::vector<TensorRef>& te
       if (d < 0) throw Error("write_safetensors: " + path + ": tensor " + t.name + " has a negative dim");
     const int64_t bytes = numel_of(t.shape) * dtype_size(t.dtype);
     if (bytes && !t.data) throw Error("write_safetensors: " + path + ": tensor " + t.name + " has no data");
-    header[t.name] = {{"dtype", st_dtype(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    header[t.name] = {
+        {"dtype", st_dtype(t.dtype, path, t.name)}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
     sizes.push_back(bytes);
     offset += bytes;
   }

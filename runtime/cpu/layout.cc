@@ -3,10 +3,12 @@
 // scale.
 //
 // These move elements without arithmetic beyond the optional add, over strided views (any layout,
-// e.g. a permuted one), f32 or i64 (scale: f32). The loops walk the destination's box line by line
-// along its last dim, split over threads when large.
+// e.g. a permuted one), f32 or i64, and f64 (batch-norm statistics) but for scale, which is f32 only.
+// The loops walk the destination's box line by line along its last dim, split over threads when
+// large.
 #include <algorithm>
 #include <atomic>
+#include <string>
 
 #include "loops.h"
 
@@ -47,37 +49,37 @@ void copy_box_as(Context& ctx, const View& src, const View& dst, const View& box
   });
 }
 
-/// Element i of dst's tensor gets element i of src's tensor, over dst's box; false if src's box
-/// lacks one of them.
+/// Element i of dst's tensor gets element i of src's tensor, over the elements of dst's box that
+/// src's box holds.
 template <typename T>
-bool reshape_copy_as(Context& ctx, const View& src, const View& dst, bool accumulate) {
+void reshape_copy_as(Context& ctx, const View& src, const View& dst, bool accumulate) {
   const int sl = src.rank - 1, dl = dst.rank - 1;
   int64_t pitch[kMaxRank];  // dst's row-major pitches
   for (int64_t d = dl, p = 1; d >= 0; --d) pitch[d] = p, p *= dst.full[d];
-  std::atomic<bool> ok{true};
   for_lines(ctx, dst, [&](const int64_t* g) {
     int64_t flat = 0;
     for (int d = 0; d <= dl; ++d) flat += g[d] * pitch[d];
     int64_t s[kMaxRank];  // src's global coordinates of element `flat`
     for (int d = sl; d >= 0; --d) s[d] = flat % src.full[d], flat /= src.full[d];
     T* out = static_cast<T*>(dst.data) + dst.offset_of(g);
-    // Copy the line in segments that run along src's last dim.
+    // Copy the line in segments that run along src's last dim, each clipped to src's box.
     for (int64_t done = 0, n = dst.size[dl]; done < n;) {
       const int64_t len = std::min(n - done, src.full[sl] - s[sl]);
-      bool inside = s[sl] >= src.lo[sl] && s[sl] + len <= src.hi(sl);
-      for (int d = 0; d < sl; ++d) inside = inside && s[d] >= src.lo[d] && s[d] < src.hi(d);
-      if (!inside) {
-        ok.store(false, std::memory_order_relaxed);
-        return;
+      bool rows = true;
+      for (int d = 0; d < sl; ++d) rows = rows && s[d] >= src.lo[d] && s[d] < src.hi(d);
+      const int64_t lo = std::max(s[sl], src.lo[sl]), hi = std::min(s[sl] + len, src.hi(sl));
+      if (rows && lo < hi) {
+        int64_t at[kMaxRank];
+        std::copy(s, s + sl + 1, at);
+        at[sl] = lo;
+        move_line(static_cast<const T*>(src.data) + src.offset_of(at), src.stride[sl],
+                  out + (done + lo - s[sl]) * dst.stride[dl], dst.stride[dl], hi - lo, accumulate);
       }
-      move_line(static_cast<const T*>(src.data) + src.offset_of(s), src.stride[sl], out + done * dst.stride[dl],
-                dst.stride[dl], len, accumulate);
       done += len;
       s[sl] += len;
       for (int d = sl; d > 0 && s[d] == src.full[d]; --d) s[d] = 0, ++s[d - 1];
     }
   });
-  return ok.load();
 }
 
 /// Whether v's box is its whole tensor, stored densely row-major.
@@ -111,6 +113,17 @@ void fill_as(Context& ctx, const View& v, T value) {
   });
 }
 
+/// Calls f(T{}) with T the element type of `dtype` (float, int64_t or double).
+template <typename F>
+void dispatch(DType dtype, const char* what, F&& f) {
+  switch (dtype) {
+    case DType::f32: return f(float{});
+    case DType::i64: return f(int64_t{});
+    case DType::f64: return f(double{});
+  }
+  throw Error(std::string(what) + ": unknown dtype");
+}
+
 }  // namespace
 
 void copy_box(Context& ctx, const View& src_in, const View& dst_in, bool accumulate) {
@@ -125,10 +138,8 @@ void copy_box(Context& ctx, const View& src_in, const View& dst_in, bool accumul
     box.size[d] = std::max<int64_t>(0, std::min(src.hi(d), dst.hi(d)) - box.lo[d]);
   }
   if (box.volume() == 0) return;
-  if (dst.dtype == DType::f32)
-    copy_box_as<float>(ctx, src, dst, box, accumulate);
-  else
-    copy_box_as<int64_t>(ctx, src, dst, box, accumulate);
+  dispatch(dst.dtype, "copy_box",
+           [&](auto t) { copy_box_as<decltype(t)>(ctx, src, dst, box, accumulate); });
 }
 
 void reshape_copy(Context& ctx, const View& src_in, const View& dst_in, bool accumulate) {
@@ -140,23 +151,15 @@ void reshape_copy(Context& ctx, const View& src_in, const View& dst_in, bool acc
   require(ns == nd, "reshape_copy: src and dst tensors differ in element count");
   if (dst.volume() == 0) return;
   if (whole_dense(src) && whole_dense(dst)) {  // element i is element i: one flat run
-    if (dst.dtype == DType::f32)
-      move_flat<float>(ctx, src, dst, nd, accumulate);
-    else
-      move_flat<int64_t>(ctx, src, dst, nd, accumulate);
+    dispatch(dst.dtype, "reshape_copy", [&](auto t) { move_flat<decltype(t)>(ctx, src, dst, nd, accumulate); });
     return;
   }
-  const bool ok = dst.dtype == DType::f32 ? reshape_copy_as<float>(ctx, src, dst, accumulate)
-                                          : reshape_copy_as<int64_t>(ctx, src, dst, accumulate);
-  require(ok, "reshape_copy: src does not hold the elements dst's box needs");
+  dispatch(dst.dtype, "reshape_copy", [&](auto t) { reshape_copy_as<decltype(t)>(ctx, src, dst, accumulate); });
 }
 
 void fill(Context& ctx, const View& v, float value) {
   const View w = with_last_dim(v);
-  if (w.dtype == DType::f32)
-    fill_as<float>(ctx, w, value);
-  else
-    fill_as<int64_t>(ctx, w, static_cast<int64_t>(value));
+  dispatch(w.dtype, "fill", [&](auto t) { fill_as<decltype(t)>(ctx, w, static_cast<decltype(t)>(value)); });
 }
 
 void scale(Context& ctx, const View& v, float factor) {

@@ -4,8 +4,11 @@
 // Batch norm follows PyTorch's training semantics over the whole batch, however it is split: each
 // part sums x and x^2 over its box per channel (batch_norm_stats); the caller adds the parts' sums;
 // every part then normalizes with mean = sum / count and the biased variance sumsq / count - mean^2,
-// and the running variance gets the unbiased one. The backward goes the same way: partial sums of
-// dy and dy * xhat per channel (which, reduced, are the bias and weight gradients), then dx per part.
+// and the running variance gets the unbiased one. The statistics are f64 [2, C] views: the variance
+// is a difference of two large terms when a channel's mean is large next to its spread, so partial
+// sums are exchanged and added in double, never rounded to float. The backward goes the same way:
+// partial sums of dy and dy * xhat per channel (which, reduced, are the bias and weight gradients),
+// then dx per part.
 // Sums are accumulated in double inside a part, per thread, and combined in thread order, so a
 // result does not depend on scheduling. Layer norm and softmax need their normalized dim whole in
 // every part; layer norm's weight and bias gradients are partial sums over the part's rows.
@@ -27,10 +30,10 @@ bool holds_channels(const View& v, int64_t channels, int64_t c0, int64_t n) {
          (n == 0 || (v.lo[0] <= c0 && c0 + n <= v.hi(0)));
 }
 
-/// Element c (global) of a [C] view, and element (row, c) of a [2, C] statistics view.
+/// Element c (global) of a [C] view, and element (row, c) of a [2, C] (f64) statistics view.
 inline float& chan(const View& v, int64_t c) { return v.f32()[(c - v.lo[0]) * v.stride[0]]; }
-inline float& stat(const View& s, int64_t row, int64_t c) {
-  return s.f32()[(row - s.lo[0]) * s.stride[0] + (c - s.lo[1]) * s.stride[1]];
+inline double& stat(const View& s, int64_t row, int64_t c) {
+  return s.f64()[(row - s.lo[0]) * s.stride[0] + (c - s.lo[1]) * s.stride[1]];
 }
 
 // ---- batch norm ---------------------------------------------------------------------------------
@@ -40,18 +43,19 @@ void require_bn_input(const View& x, const char* what) {
   require(x.dtype == DType::f32 && (x.rank == 2 || x.rank == 4), what);
 }
 
-/// Checks a [2, C] statistics view holding channels [c0, c0 + n) (both rows when `both_rows`).
+/// Checks an f64 [2, C] statistics view holding channels [c0, c0 + n) (both rows when `both_rows`).
 bool holds_stats(const View& s, int64_t channels, int64_t c0, int64_t n, bool both_rows) {
-  if (s.rank != 2 || s.dtype != DType::f32 || s.full[0] != 2 || s.full[1] != channels) return false;
+  if (s.rank != 2 || s.dtype != DType::f64 || s.full[0] != 2 || s.full[1] != channels) return false;
   if (both_rows && (s.lo[0] != 0 || s.size[0] != 2)) return false;
   return n == 0 || (s.lo[1] <= c0 && c0 + n <= s.hi(1));
 }
 
-/// Writes per-channel sums (rows 0 and 1, each `n` channels from c0) into the box of `stats`.
+/// Writes per-channel sums (rows 0 and 1, each `n` channels from c0) into the box of `stats`,
+/// unrounded.
 void write_stats(const View& stats, const std::vector<double>& sums, int64_t c0, int64_t n) {
   for (int64_t row = stats.lo[0]; row < stats.hi(0); ++row)
     for (int64_t c = stats.lo[1]; c < stats.hi(1); ++c)
-      stat(stats, row, c) = static_cast<float>(sums[row * n + (c - c0)]);
+      stat(stats, row, c) = sums[row * n + (c - c0)];
 }
 
 /// mean = sum / count and the biased variance from whole-batch statistics.
@@ -91,7 +95,7 @@ int normalize_axis(int axis, int rank) {
 void batch_norm_stats(Context& ctx, const View& x, const View& stats) {
   require_bn_input(x, "batch_norm_stats: x must be an f32 [N, C] or [N, C, H, W] view");
   const int64_t c0 = stats.lo[1], n = stats.size[1];
-  require(holds_stats(stats, x.full[1], c0, n, false), "batch_norm_stats: stats must be a [2, C] view");
+  require(holds_stats(stats, x.full[1], c0, n, false), "batch_norm_stats: stats must be an f64 [2, C] view");
   if (stats.volume() == 0) return;
   require(c0 >= x.lo[1] && c0 + n <= x.hi(1), "batch_norm_stats: x does not hold the channels of stats");
   View box = x;  // x's box over the channels of stats
@@ -126,7 +130,7 @@ void batch_norm_forward(Context& ctx, Act act, float eps, int64_t count, const V
   for (const View* v : {&mean, &invstd}) {
     require(
         holds_channels(*v, channels, v->lo[0], v->size[0]) && holds_stats(stats, channels, v->lo[0], v->size[0], true),
-        "batch_norm_forward: stats does not hold the channels of mean and invstd");
+        "batch_norm_forward: stats (an f64 [2, C] view) does not hold the channels of mean and invstd");
     for (int64_t c = v->lo[0]; c < v->hi(0); ++c) {
       double m, var;
       moments(stats, count, c, m, var);
@@ -136,7 +140,8 @@ void batch_norm_forward(Context& ctx, Act act, float eps, int64_t count, const V
   if (y.volume() == 0) return;
   const int64_t c0 = y.lo[1], nc = y.size[1];
   require(x.dtype == DType::f32 && holds(x, y, y), "batch_norm_forward: x does not hold y's box");
-  require(holds_stats(stats, channels, c0, nc, true), "batch_norm_forward: stats does not hold y's channels");
+  require(holds_stats(stats, channels, c0, nc, true),
+          "batch_norm_forward: stats (an f64 [2, C] view) does not hold y's channels");
   require(!weight || holds_channels(*weight, channels, c0, nc),
           "batch_norm_forward: weight does not hold y's channels");
   require(!bias || holds_channels(*bias, channels, c0, nc), "batch_norm_forward: bias does not hold y's channels");
@@ -170,7 +175,7 @@ void batch_norm_update_running(Context&, float momentum, int64_t count, const Vi
   for (const View* v : {&running_mean, &running_var}) {
     require(
         holds_channels(*v, channels, v->lo[0], v->size[0]) && holds_stats(stats, channels, v->lo[0], v->size[0], true),
-        "batch_norm_update_running: stats does not hold the channels of the running statistics");
+        "batch_norm_update_running: stats (an f64 [2, C] view) does not hold the channels of the running statistics");
     for (int64_t c = v->lo[0]; c < v->hi(0); ++c) {
       double m, var;
       moments(stats, count, c, m, var);
@@ -185,7 +190,7 @@ void batch_norm_backward_stats(Context& ctx, const View& x, const View& dy, cons
                                const View& stats) {
   require_bn_input(dy, "batch_norm_backward_stats: dy must be an f32 [N, C] or [N, C, H, W] view");
   const int64_t c0 = stats.lo[1], n = stats.size[1], channels = dy.full[1];
-  require(holds_stats(stats, channels, c0, n, false), "batch_norm_backward_stats: stats must be a [2, C] view");
+  require(holds_stats(stats, channels, c0, n, false), "batch_norm_backward_stats: stats must be an f64 [2, C] view");
   if (stats.volume() == 0) return;
   require(c0 >= dy.lo[1] && c0 + n <= dy.hi(1), "batch_norm_backward_stats: dy does not hold the channels of stats");
   require(holds_channels(mean, channels, c0, n) && holds_channels(invstd, channels, c0, n),
@@ -229,7 +234,7 @@ void batch_norm_backward_data(Context& ctx, int64_t count, const View& x, const 
   require(dy.dtype == DType::f32 && holds(dy, dx, dx), "batch_norm_backward_data: dy does not hold dx's box");
   require(holds_channels(mean, channels, c0, nc) && holds_channels(invstd, channels, c0, nc) &&
               (!weight || holds_channels(*weight, channels, c0, nc)) && holds_stats(stats, channels, c0, nc, true),
-          "batch_norm_backward_data: mean, invstd, weight or stats do not hold dx's channels");
+          "batch_norm_backward_data: mean, invstd, weight or stats (an f64 [2, C] view) do not hold dx's channels");
   // dx = (dy - sum_dy / count - (x - mean) * invstd * sum_dy_xhat / count) * invstd * weight.
   std::vector<float> mu(nc), k1(nc), k2(nc), k3(nc);
   for (int64_t i = 0; i < nc; ++i) {

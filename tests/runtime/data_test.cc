@@ -114,6 +114,22 @@ TEST(Npy, RoundTrip) {
   EXPECT_EQ(files, static_cast<int>(arrays.size()));
 }
 
+TEST(Npy, F64WritesAsF8) {
+  // f64 (the dtype of batch-norm statistics) writes as '<f8', which reads back as f32.
+  EXPECT_EQ(dtype_size(DType::f64), 8);
+  EXPECT_STREQ(dtype_name(DType::f64), "f64");
+  TempDir dir("ffrt_data");
+  HostArray a(DType::f64, {2, 2});
+  for (int64_t i = 0; i < 4; ++i) a.f64()[i] = 1e8 + 0.1 * static_cast<double>(i);
+  write_npy(dir / "d.npy", a);
+  NpyReader r(dir / "d.npy");
+  EXPECT_EQ(r.descr(), "<f8");
+  EXPECT_EQ(r.shape(), (std::vector<int64_t>{2, 2}));
+  const HostArray b = r.read_all();
+  ASSERT_EQ(b.dtype, DType::f32);
+  for (int64_t i = 0; i < 4; ++i) EXPECT_EQ(b.f32()[i], static_cast<float>(a.f64()[i]));
+}
+
 TEST(Npy, ReadsWhatNumpyWrites) {
   if (!have_numpy()) GTEST_SKIP() << python() << " lacks numpy";
   TempDir dir("ffrt_data");
@@ -503,6 +519,15 @@ std::map<std::string, HostArray> sample_tensors() {
   t["empty"] = f32_array({0, 3}, [](int64_t) { return 0.f; });
   t["embedding.ids"] = i64_array({2, 2}, [](int64_t i) { return -i; });
   return t;
+}
+
+TEST(Safetensors, RefusesF64) {
+  // Checkpoints hold f32 and i64 tensors; an f64 one (batch-norm statistics) is an error naming it.
+  TempDir dir("ffrt_data");
+  HostArray a(DType::f64, {2, 3});
+  expect_error([&] { write_safetensors(dir / "s.safetensors", std::map<std::string, HostArray>{{"bn.stats", a}}); },
+               {"s.safetensors", "bn.stats", "f64"});
+  EXPECT_FALSE(fs::exists(dir / "s.safetensors"));
 }
 
 TEST(Safetensors, RoundTripDeterministicAtomic) {

@@ -1,7 +1,8 @@
-// Helpers shared by the runtime tests (tests/runtime/*_test.cc): shapes and boxes, whole tensors,
-// boxes of tensors copied into buffers of their own with scrambled layouts (a NaN sentinel around
-// them), random grids of parts, comparisons at float tolerance, naive activation references, and
-// temporary directories and the Python interpreter for the tests that run Python.
+// Helpers shared by the runtime tests (tests/runtime/*_test.cc): shapes and boxes, whole tensors
+// (f32, and f64 for batch-norm statistics), boxes of tensors copied into buffers of their own with
+// scrambled layouts (a NaN sentinel around them), random grids of parts, comparisons at float
+// tolerance, naive activation references, and temporary directories and the Python interpreter for
+// the tests that run Python.
 //
 // Header-only; every test file includes it and says `using namespace ffrt::test;` (or names what it
 // uses).
@@ -20,6 +21,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -85,14 +87,31 @@ inline Shape random_shape(Rng& rng, int rank, int64_t max_extent) {
   return s;
 }
 
-/// A whole tensor, dense row-major.
-struct Tensor {
+/// A whole tensor, dense row-major: f32 (Tensor) or f64 (Tensor64, batch-norm statistics).
+template <typename T>
+struct TensorT {
+  using value_type = T;
   Shape shape;
-  std::vector<float> v;
-  explicit Tensor(Shape s = {}, float value = 0.f) : shape(std::move(s)), v(volume(shape), value) {}
-  float& at(const Shape& g) { return v[flat_index(shape, g)]; }
-  float at(const Shape& g) const { return v[flat_index(shape, g)]; }
+  std::vector<T> v;
+  explicit TensorT(Shape s = {}, T value = 0) : shape(std::move(s)), v(volume(shape), value) {}
+  T& at(const Shape& g) { return v[flat_index(shape, g)]; }
+  T at(const Shape& g) const { return v[flat_index(shape, g)]; }
 };
+using Tensor = TensorT<float>;
+using Tensor64 = TensorT<double>;
+
+/// The dtype of a tensor's elements.
+template <typename T>
+constexpr DType dtype_of() {
+  return std::is_same_v<T, double> ? DType::f64 : std::is_same_v<T, int64_t> ? DType::i64 : DType::f32;
+}
+/// A dense row-major view of a whole tensor.
+template <typename T>
+View view_of(TensorT<T>& t) {
+  const Shape zero(t.shape.size(), 0);
+  return ffrt::make_view(t.v.data(), dtype_of<T>(), static_cast<int>(t.shape.size()), t.shape.data(), zero.data(),
+                         t.shape.data());
+}
 
 inline Tensor random_tensor(const Shape& s, Rng& rng, double lo = -1, double hi = 1) {
   Tensor t(s);
@@ -108,6 +127,7 @@ inline Box whole_box(const Shape& s) { return Box{Shape(s.size(), 0), s}; }
 // ---- boxes in buffers of their own ------------------------------------------------------------------
 
 constexpr uint32_t kSentinelBits = 0x7fc0dead;  // a NaN: reading it poisons the result
+constexpr uint64_t kSentinelF64Bits = 0x7ff80000deadbeefULL;  // the same in double
 constexpr int64_t kSentinelI64 = -0x5eadbeefLL;
 
 /// A box of a global tensor in a buffer of its own. With an Rng the layout is random: the dims are
@@ -141,6 +161,11 @@ class Buf {
       std::memcpy(&nan, &kSentinelBits, 4);
       f_.assign(total, nan);
       view.data = f_.data() + offset;
+    } else if (dtype == DType::f64) {
+      double nan;
+      std::memcpy(&nan, &kSentinelF64Bits, 8);
+      d_.assign(total, nan);
+      view.data = d_.data() + offset;
     } else {
       i_.assign(total, kSentinelI64);
       view.data = i_.data() + offset;
@@ -155,11 +180,16 @@ class Buf {
   Shape lo() const { return Shape(view.lo, view.lo + view.rank); }
   Shape size() const { return Shape(view.size, view.size + view.rank); }
   float& f(const Shape& g) { return view.f32()[off(g)]; }
+  double& d(const Shape& g) { return view.f64()[off(g)]; }
   int64_t& i(const Shape& g) { return view.i64()[off(g)]; }
 
-  /// Copies the box's elements from a whole tensor, or sets them all.
+  /// Copies the box's elements from a whole tensor (of the buffer's dtype), or sets them all.
   Buf& load(const Tensor& t) {
     for_box(lo(), size(), [&](const Shape& g) { f(g) = t.at(g); });
+    return *this;
+  }
+  Buf& load(const Tensor64& t) {
+    for_box(lo(), size(), [&](const Shape& g) { d(g) = t.at(g); });
     return *this;
   }
   Buf& load(const std::vector<int64_t>& t) {
@@ -168,15 +198,26 @@ class Buf {
     return *this;
   }
   Buf& set(float value) {
-    for_box(lo(), size(), [&](const Shape& g) { f(g) = value; });
+    if (view.dtype == DType::f64)
+      for_box(lo(), size(), [&](const Shape& g) { d(g) = value; });
+    else
+      for_box(lo(), size(), [&](const Shape& g) { f(g) = value; });
     return *this;
   }
-  /// Copies the box's elements into a whole tensor.
+  /// Copies the box's elements into a whole tensor (of the buffer's dtype).
   void store_into(Tensor& t) {
     for_box(lo(), size(), [&](const Shape& g) { t.at(g) = f(g); });
   }
+  void store_into(Tensor64& t) {
+    for_box(lo(), size(), [&](const Shape& g) { t.at(g) = d(g); });
+  }
   Tensor whole() {
     Tensor t(Shape(view.full, view.full + view.rank));
+    store_into(t);
+    return t;
+  }
+  Tensor64 whole64() {
+    Tensor64 t(Shape(view.full, view.full + view.rank));
     store_into(t);
     return t;
   }
@@ -187,6 +228,10 @@ class Buf {
         uint32_t bits;
         std::memcpy(&bits, &f_[k], 4);
         if (bits != kSentinelBits) return false;
+      } else if (!d_.empty()) {
+        uint64_t bits;
+        std::memcpy(&bits, &d_[k], 8);
+        if (bits != kSentinelF64Bits) return false;
       } else if (i_[k] != kSentinelI64) {
         return false;
       }
@@ -196,6 +241,7 @@ class Buf {
 
  private:
   std::vector<float> f_;
+  std::vector<double> d_;
   std::vector<int64_t> i_;
   std::vector<char> in_box_;
 };
@@ -206,9 +252,15 @@ inline std::unique_ptr<Buf> part_of(const Tensor& t, const Box& box, Rng& rng) {
   b->load(t);
   return b;
 }
-/// An output buffer over a box, its elements NaN (or `value`).
-inline std::unique_ptr<Buf> out_buf(const Shape& full, const Box& box, Rng& rng, float value = NAN) {
-  auto b = std::make_unique<Buf>(DType::f32, full, box, &rng);
+inline std::unique_ptr<Buf> part_of(const Tensor64& t, const Box& box, Rng& rng) {
+  auto b = std::make_unique<Buf>(DType::f64, t.shape, box, &rng);
+  b->load(t);
+  return b;
+}
+/// An output buffer over a box, its elements NaN (or `value`); f32, or `dtype`.
+inline std::unique_ptr<Buf> out_buf(const Shape& full, const Box& box, Rng& rng, float value = NAN,
+                                    DType dtype = DType::f32) {
+  auto b = std::make_unique<Buf>(dtype, full, box, &rng);
   b->set(value);
   return b;
 }
@@ -249,8 +301,10 @@ inline std::vector<Box> random_grid(const Shape& shape, Rng& rng, std::vector<bo
 // ---- comparisons -----------------------------------------------------------------------------------
 
 /// Expects got ≈ want: |got - want| <= rtol * (|want| + mean |want|) + atol elementwise (NaN fails).
-inline void expect_close(const std::vector<float>& got, const std::vector<double>& want, double rtol,
-                                   const std::string& what, double atol = 0) {
+/// got holds floats or doubles (f64 statistics).
+template <typename G>
+void expect_close(const std::vector<G>& got, const std::vector<double>& want, double rtol, const std::string& what,
+                  double atol = 0) {
   ASSERT_EQ(got.size(), want.size()) << what;
   double mean_abs = 0;
   for (double w : want) mean_abs += std::abs(w);
@@ -263,8 +317,9 @@ inline void expect_close(const std::vector<float>& got, const std::vector<double
   }
   EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << got.size() << " elements differ";
 }
-inline void expect_close(const std::vector<float>& got, const std::vector<float>& want, double rtol,
-                                   const std::string& what, double atol = 0) {
+template <typename G>
+void expect_close(const std::vector<G>& got, const std::vector<float>& want, double rtol, const std::string& what,
+                  double atol = 0) {
   expect_close(got, std::vector<double>(want.begin(), want.end()), rtol, what, atol);
 }
 inline void expect_close(double got, double want, double rtol, const std::string& what, double atol = 0) {
@@ -273,9 +328,9 @@ inline void expect_close(double got, double want, double rtol, const std::string
 
 /// Expects sums got ≈ want: |got - want| <= rtol * |want| + 1e-5 * abs_sum + atol elementwise, abs_sum
 /// the sum of the terms' magnitudes (a float sum's rounding error scales with it, not with the sum).
-inline void expect_close_sums(const std::vector<float>& got, const std::vector<double>& want,
-                                        const std::vector<double>& abs_sum, double rtol, const std::string& what,
-                                        double atol = 0) {
+template <typename G>
+void expect_close_sums(const std::vector<G>& got, const std::vector<double>& want, const std::vector<double>& abs_sum,
+                       double rtol, const std::string& what, double atol = 0) {
   ASSERT_EQ(got.size(), want.size()) << what;
   ASSERT_EQ(abs_sum.size(), want.size()) << what;
   int bad = 0;
@@ -328,7 +383,10 @@ inline double ref_act(Act a, double x) {
 
 inline std::string shape_str(const Shape& s) {
   std::string out = "[";
-  for (size_t d = 0; d < s.size(); ++d) out += (d ? "," : "") + std::to_string(s[d]);
+  for (size_t d = 0; d < s.size(); ++d) {  // (not `"," + to_string`: GCC 12's -Wrestrict misfires on it)
+    if (d) out += ',';
+    out += std::to_string(s[d]);
+  }
   return out + "]";
 }
 

@@ -6,8 +6,9 @@
 // reference forward. Part assembly: outputs are split into random uneven grids of boxes; each part
 // gets input views holding exactly the boxes it needs, copied into small buffers of their own with
 // random strided layouts whose padding is a NaN sentinel. Batch norm runs the distributed protocol:
-// partial statistics per part, added (the "reduction"), then forward and backward per part, and
-// must match the whole batch; the losses' partial sums must add up to the whole loss.
+// partial statistics per part (f64 [2, C] views), added in double (the "reduction"), then forward
+// and backward per part, and must match the whole batch, also for a channel whose mean is large
+// next to its spread; the losses' partial sums must add up to the whole loss.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -48,6 +49,16 @@ double central_difference(const Tensor& x, size_t k, float h, F&& loss) {
   return (loss(p) - loss(m)) / (static_cast<double>(p.v[k]) - m.v[k]);
 }
 
+/// Expects double sums got ≈ want to 1e-12 of the sum of their terms' magnitudes abs_sum (a float
+/// sum, or a double sum rounded to float, is off by ~1e-7 of it).
+void expect_double_sums(const std::vector<double>& got, const std::vector<double>& want,
+                        const std::vector<double>& abs_sum, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  ASSERT_EQ(abs_sum.size(), want.size()) << what;
+  for (size_t k = 0; k < got.size(); ++k)
+    EXPECT_NEAR(got[k], want[k], 1e-12 * abs_sum[k] + 1e-300) << what << ": element " << k;
+}
+
 Box channel_box(const Box& part) { return Box{{part.lo[1]}, {part.size[1]}}; }
 Box stats_box(const Box& part) { return Box{{0, part.lo[1]}, {2, part.size[1]}}; }
 
@@ -59,6 +70,8 @@ struct BnRef {
   /// Per channel: the sums of |x|, x^2, |dy| and |dy * xhat| (the sizes of the statistics' terms),
   /// rows 0 and 1 of a [2, C] statistics view.
   std::vector<double> stats_abs, backward_abs;
+  /// The forward statistics themselves, sum x and sum x^2 (rows 0 and 1), summed in double.
+  std::vector<double> sums;
 };
 
 /// PyTorch's training batch norm in double: statistics over all but the channel dim, the biased
@@ -67,12 +80,14 @@ BnRef bn_reference(const Tensor& x, const Tensor* w, const Tensor* b, Act act, d
   const int64_t C = x.shape[1], count = volume(x.shape) / C;
   BnRef r;
   r.mean.assign(C, 0), r.invstd.assign(C, 0), r.unbiased.assign(C, 0), r.dw.assign(C, 0), r.db.assign(C, 0);
-  r.stats_abs.assign(2 * C, 0), r.backward_abs.assign(2 * C, 0);
+  r.stats_abs.assign(2 * C, 0), r.backward_abs.assign(2 * C, 0), r.sums.assign(2 * C, 0);
   std::vector<double> var(C, 0);
   const Shape zero(x.shape.size(), 0);
   for_box(zero, x.shape, [&](const Shape& g) {
     r.mean[g[1]] += x.at(g) / count;
     r.stats_abs[g[1]] += std::abs(x.at(g)), r.stats_abs[C + g[1]] += x.at(g) * x.at(g);
+    const double v = x.at(g);
+    r.sums[g[1]] += v, r.sums[C + g[1]] += v * v;
   });
   for_box(zero, x.shape, [&](const Shape& g) { var[g[1]] += std::pow(x.at(g) - r.mean[g[1]], 2) / count; });
   for (int64_t c = 0; c < C; ++c)
@@ -99,8 +114,9 @@ Shape random_bn_shape(Rng& rng, bool four_d) {
                 : Shape{rng.range(4, 12), rng.range(1, 7)};
 }
 
-/// x with a different offset and spread per channel. (The variance comes from float sums of x and
-/// x^2, whose relative error grows like 2^-24 mean^2 / var: the offsets stay moderate.)
+/// x with a different offset and spread per channel. (The statistics are double sums, but y is
+/// computed in float around the float mean, whose rounding is relative to the mean, not the spread:
+/// the offsets stay moderate. BatchNorm.LargeMeanPartsMatchWholeBatch takes large ones.)
 Tensor bn_input(const Shape& s, Rng& rng) {
   Tensor x(s);
   const Shape zero(s.size(), 0);
@@ -140,12 +156,14 @@ TEST(BatchNorm, WholeBatchMatchesReference) {
 
     auto xb = part_of(x, whole_box(s), rng), dyb = part_of(dy, whole_box(s), rng);
     auto wb = part_of(w, whole_box({C}), rng), bb = part_of(b, whole_box({C}), rng);
-    auto stats = out_buf({2, C}, whole_box({2, C}), rng), yb = out_buf(s, whole_box(s), rng);
+    auto stats = out_buf({2, C}, whole_box({2, C}), rng, NAN, DType::f64), yb = out_buf(s, whole_box(s), rng);
     auto mean = out_buf({C}, whole_box({C}), rng), invstd = out_buf({C}, whole_box({C}), rng);
     ffrt::batch_norm_stats(*ctx, xb->view, stats->view);
     ffrt::batch_norm_forward(*ctx, act, eps, count, xb->view, stats->view, affine ? &wb->view : nullptr,
                              affine ? &bb->view : nullptr, yb->view, mean->view, invstd->view);
     EXPECT_TRUE(stats->padding_intact() && yb->padding_intact() && mean->padding_intact() && invstd->padding_intact());
+    // The statistics are double sums, unrounded: as exact as the reference's, far below float's ulp.
+    expect_double_sums(stats->whole64().v, ref.sums, ref.stats_abs, what + " statistics");
     expect_close(yb->whole().v, ref.y, kTol, what + " y");
     expect_close(mean->whole().v, ref.mean, kTol, what + " mean");
     expect_close(invstd->whole().v, ref.invstd, kTol, what + " invstd");
@@ -163,9 +181,9 @@ TEST(BatchNorm, WholeBatchMatchesReference) {
     expect_close(rv->whole().v, want_rv, kTol, what + " running_var");
 
     // Backward: the sums are the bias and weight gradients; then dx, overwriting and accumulating.
-    auto bstats = out_buf({2, C}, whole_box({2, C}), rng), dx = out_buf(s, whole_box(s), rng);
+    auto bstats = out_buf({2, C}, whole_box({2, C}), rng, NAN, DType::f64), dx = out_buf(s, whole_box(s), rng);
     ffrt::batch_norm_backward_stats(*ctx, xb->view, dyb->view, mean->view, invstd->view, bstats->view);
-    const Tensor bs = bstats->whole();
+    const Tensor64 bs = bstats->whole64();
     std::vector<double> want_bs = ref.db;
     want_bs.insert(want_bs.end(), ref.dw.begin(), ref.dw.end());
     expect_close_sums(bs.v, want_bs, ref.backward_abs, kTol, what + " db and dw");
@@ -190,12 +208,10 @@ TEST(BatchNorm, BackwardMatchesFiniteDifferences) {
     const int64_t C = s[1], count = volume(s) / C;
     const Tensor x = bn_input(s, rng), r = random_tensor(s, rng), w = random_tensor({C}, rng, 0.5, 1.5),
                  b = random_tensor({C}, rng);
-    Tensor stats({2, C}), mean({C}), invstd({C}), y(s), bstats({2, C}), dx(s);
+    Tensor mean({C}), invstd({C}), y(s), dx(s);
+    Tensor64 stats({2, C}), bstats({2, C});
     Tensor xc = x, rc = r, wc = w, bc = b;
-    auto v = [](Tensor& t) {
-      return ffrt::make_view(t.v.data(), DType::f32, static_cast<int>(t.shape.size()), t.shape.data(),
-                             Shape(t.shape.size()).data(), t.shape.data());
-    };
+    auto v = [](auto& t) { return view_of(t); };
     const View wv = v(wc), bv = v(bc);
     ffrt::batch_norm_stats(*ctx, v(xc), v(stats));
     ffrt::batch_norm_forward(*ctx, Act::none, 1e-5f, count, v(xc), v(stats), &wv, &bv, v(y), v(mean), v(invstd));
@@ -229,9 +245,9 @@ TEST(BatchNorm, SplitBatchReducesToWhole) {
     // The whole batch in one part.
     auto xw = part_of(x, whole_box(s), rng), dyw = part_of(dy, whole_box(s), rng);
     auto ww = part_of(w, whole_box({C}), rng), bw = part_of(b, whole_box({C}), rng);
-    auto st = out_buf({2, C}, whole_box({2, C}), rng), yw = out_buf(s, whole_box(s), rng);
+    auto st = out_buf({2, C}, whole_box({2, C}), rng, NAN, DType::f64), yw = out_buf(s, whole_box(s), rng);
     auto mw = out_buf({C}, whole_box({C}), rng), iw = out_buf({C}, whole_box({C}), rng);
-    auto bst = out_buf({2, C}, whole_box({2, C}), rng), dxw = out_buf(s, whole_box(s), rng);
+    auto bst = out_buf({2, C}, whole_box({2, C}), rng, NAN, DType::f64), dxw = out_buf(s, whole_box(s), rng);
     ffrt::batch_norm_stats(*ctx, xw->view, st->view);
     ffrt::batch_norm_forward(*ctx, act, 1e-5f, count, xw->view, st->view, &ww->view, &bw->view, yw->view, mw->view,
                              iw->view);
@@ -241,12 +257,13 @@ TEST(BatchNorm, SplitBatchReducesToWhole) {
 
     // Parts: partial statistics, reduced; forward; partial backward sums, reduced; dx.
     const std::vector<Box> parts = random_grid(s, rng);
-    Tensor stats({2, C}, 0.f), bstats({2, C}, 0.f), y(s, NAN), dx(s, NAN), mean({C}, NAN), invstd({C}, NAN);
+    Tensor64 stats({2, C}, 0), bstats({2, C}, 0);
+    Tensor y(s, NAN), dx(s, NAN), mean({C}, NAN), invstd({C}, NAN);
     for (const Box& p : parts) {
-      auto xp = part_of(x, p, rng), sp = out_buf({2, C}, stats_box(p), rng);
+      auto xp = part_of(x, p, rng), sp = out_buf({2, C}, stats_box(p), rng, NAN, DType::f64);
       ffrt::batch_norm_stats(*ctx, xp->view, sp->view);
       EXPECT_TRUE(sp->padding_intact());
-      for_box(sp->lo(), sp->size(), [&](const Shape& g) { stats.at(g) += sp->f(g); });
+      for_box(sp->lo(), sp->size(), [&](const Shape& g) { stats.at(g) += sp->d(g); });
     }
     for (const Box& p : parts) {
       const Box cb = channel_box(p);
@@ -257,9 +274,10 @@ TEST(BatchNorm, SplitBatchReducesToWhole) {
                                ip->view);
       EXPECT_TRUE(yp->padding_intact() && mp->padding_intact() && ip->padding_intact());
       yp->store_into(y), mp->store_into(mean), ip->store_into(invstd);
-      auto dyp = part_of(dy, p, rng), bp2 = out_buf({2, C}, stats_box(p), rng);
+      auto dyp = part_of(dy, p, rng), bp2 = out_buf({2, C}, stats_box(p), rng, NAN, DType::f64);
       ffrt::batch_norm_backward_stats(*ctx, xp->view, dyp->view, mp->view, ip->view, bp2->view);
-      for_box(bp2->lo(), bp2->size(), [&](const Shape& g) { bstats.at(g) += bp2->f(g); });
+      EXPECT_TRUE(bp2->padding_intact());
+      for_box(bp2->lo(), bp2->size(), [&](const Shape& g) { bstats.at(g) += bp2->d(g); });
     }
     for (const Box& p : parts) {
       const Box cb = channel_box(p);
@@ -272,9 +290,12 @@ TEST(BatchNorm, SplitBatchReducesToWhole) {
       dxp->store_into(dx);
     }
     const BnRef ref = bn_reference(x, &w, &b, act, 1e-5, dy);
-    const Tensor st_t = st->whole(), bst_t = bst->whole();
+    const Tensor64 st_t = st->whole64(), bst_t = bst->whole64();
     expect_close_sums(stats.v, std::vector<double>(st_t.v.begin(), st_t.v.end()), ref.stats_abs, kTol,
                       what + " reduced statistics");
+    // Added in double, unrounded: the parts' sums are the whole batch's to double precision.
+    expect_double_sums(stats.v, st_t.v, ref.stats_abs, what + " reduced statistics (double)");
+    expect_double_sums(stats.v, ref.sums, ref.stats_abs, what + " reduced statistics vs reference");
     expect_close(y.v, yw->whole().v, kTol, what + " y");
     expect_close(mean.v, mw->whole().v, kTol, what + " mean");
     expect_close(invstd.v, iw->whole().v, kTol, what + " invstd");
@@ -284,17 +305,154 @@ TEST(BatchNorm, SplitBatchReducesToWhole) {
   }
 }
 
+TEST(BatchNorm, LargeMeanPartsMatchWholeBatch) {
+  // Channels whose mean is large next to their spread (1000 ± 0.2, -3000 ± 0.5; the third
+  // moderate): the variance sumsq / count - mean^2 cancels ~8 digits. Two parts along the batch each
+  // compute partial statistics; added in double they give the whole batch's normalization to ~1e-6.
+  // Rounded to float before the addition (f32 statistics), the variance would be off by O(1).
+  auto ctx = make_ctx();
+  Rng rng(15);
+  for (bool four_d : {true, false}) {
+    const Shape s = four_d ? Shape{48, 3, 5, 7} : Shape{1000, 3};
+    const int64_t C = s[1], count = volume(s) / C;
+    const std::string what = shape_str(s);
+    const double offset[3] = {1000, -3000, 0.25}, spread[3] = {0.2, 0.5, 1};
+    Tensor x(s);
+    for_box(Shape(s.size(), 0), s, [&](const Shape& g) {
+      x.at(g) = static_cast<float>(offset[g[1]] + rng.uniform(-spread[g[1]], spread[g[1]]));
+    });
+    const Tensor dy = random_tensor(s, rng), w = random_tensor({C}, rng, 0.5, 1.5), b = random_tensor({C}, rng);
+    const float eps = 1e-5f, momentum = 0.1f;
+    const Tensor rm0 = random_tensor({C}, rng), rv0 = random_tensor({C}, rng, 0.5, 2);
+
+    // The whole batch in one part.
+    auto xw = part_of(x, whole_box(s), rng), dyw = part_of(dy, whole_box(s), rng);
+    auto ww = part_of(w, whole_box({C}), rng), bw = part_of(b, whole_box({C}), rng);
+    auto st = out_buf({2, C}, whole_box({2, C}), rng, NAN, DType::f64), yw = out_buf(s, whole_box(s), rng);
+    auto mw = out_buf({C}, whole_box({C}), rng), iw = out_buf({C}, whole_box({C}), rng);
+    auto rmw = part_of(rm0, whole_box({C}), rng), rvw = part_of(rv0, whole_box({C}), rng);
+    auto bst = out_buf({2, C}, whole_box({2, C}), rng, NAN, DType::f64), dxw = out_buf(s, whole_box(s), rng);
+    ffrt::batch_norm_stats(*ctx, xw->view, st->view);
+    ffrt::batch_norm_forward(*ctx, Act::none, eps, count, xw->view, st->view, &ww->view, &bw->view, yw->view,
+                             mw->view, iw->view);
+    ffrt::batch_norm_update_running(*ctx, momentum, count, st->view, rmw->view, rvw->view);
+    ffrt::batch_norm_backward_stats(*ctx, xw->view, dyw->view, mw->view, iw->view, bst->view);
+    ffrt::batch_norm_backward_data(*ctx, count, xw->view, dyw->view, mw->view, iw->view, &ww->view, bst->view,
+                                   dxw->view, false);
+
+    // Two uneven parts along the batch, every channel in each: partial statistics added in double.
+    const int64_t cut = s[0] * 7 / 16;
+    std::vector<Box> parts{whole_box(s), whole_box(s)};
+    parts[0].size[0] = cut, parts[1].lo[0] = cut, parts[1].size[0] = s[0] - cut;
+    Tensor64 stats({2, C}, 0), bstats({2, C}, 0);
+    Tensor stats_f32({2, C}, 0.f);  // what f32 statistics would hold: each part's sums rounded, then added
+    for (const Box& p : parts) {
+      auto xp = part_of(x, p, rng), sp = out_buf({2, C}, stats_box(p), rng, NAN, DType::f64);
+      ffrt::batch_norm_stats(*ctx, xp->view, sp->view);
+      EXPECT_TRUE(sp->padding_intact());
+      for_box(sp->lo(), sp->size(), [&](const Shape& g) {
+        stats.at(g) += sp->d(g);
+        stats_f32.at(g) += static_cast<float>(sp->d(g));
+      });
+    }
+    Tensor y(s, NAN), dx(s, NAN), mean({C}, NAN), invstd({C}, NAN), rm(rm0), rv(rv0);
+    for (const Box& p : parts) {
+      auto xp = part_of(x, p, rng), sp = part_of(stats, stats_box(p), rng);
+      auto wp = part_of(w, whole_box({C}), rng), bp = part_of(b, whole_box({C}), rng);
+      auto yp = out_buf(s, p, rng), mp = out_buf({C}, whole_box({C}), rng), ip = out_buf({C}, whole_box({C}), rng);
+      ffrt::batch_norm_forward(*ctx, Act::none, eps, count, xp->view, sp->view, &wp->view, &bp->view, yp->view,
+                               mp->view, ip->view);
+      EXPECT_TRUE(yp->padding_intact() && mp->padding_intact() && ip->padding_intact());
+      yp->store_into(y), mp->store_into(mean), ip->store_into(invstd);
+      auto dyp = part_of(dy, p, rng), bp2 = out_buf({2, C}, stats_box(p), rng, NAN, DType::f64);
+      ffrt::batch_norm_backward_stats(*ctx, xp->view, dyp->view, mp->view, ip->view, bp2->view);
+      EXPECT_TRUE(bp2->padding_intact());
+      for_box(bp2->lo(), bp2->size(), [&](const Shape& g) { bstats.at(g) += bp2->d(g); });
+    }
+    ffrt::batch_norm_update_running(*ctx, momentum, count, view_of(stats), view_of(rm), view_of(rv));
+    for (const Box& p : parts) {
+      auto xp = part_of(x, p, rng), dyp = part_of(dy, p, rng), mp = part_of(mean, whole_box({C}), rng),
+           ip = part_of(invstd, whole_box({C}), rng), wp = part_of(w, whole_box({C}), rng);
+      auto sp = part_of(bstats, stats_box(p), rng), dxp = out_buf(s, p, rng);
+      ffrt::batch_norm_backward_data(*ctx, count, xp->view, dyp->view, mp->view, ip->view, &wp->view, sp->view,
+                                     dxp->view, false);
+      EXPECT_TRUE(dxp->padding_intact());
+      dxp->store_into(dx);
+    }
+
+    // Parts against the whole batch, to ~1e-6 relative.
+    const BnRef ref = bn_reference(x, &w, &b, Act::none, eps, dy);
+    expect_double_sums(stats.v, st->whole64().v, ref.stats_abs, what + " reduced statistics");
+    expect_close(y.v, yw->whole().v, 1e-6, what + " y: parts vs whole");
+    expect_close(mean.v, mw->whole().v, 1e-6, what + " mean: parts vs whole");
+    expect_close(invstd.v, iw->whole().v, 1e-6, what + " invstd: parts vs whole");
+    expect_close(rm.v, rmw->whole().v, 1e-6, what + " running_mean: parts vs whole");
+    expect_close(rv.v, rvw->whole().v, 1e-6, what + " running_var: parts vs whole");
+    expect_close(dx.v, dxw->whole().v, 1e-6, what + " dx: parts vs whole", 1e-6 * ref.dx_scale);
+
+    // And against the double reference: the statistics to double precision, mean, invstd and the
+    // running statistics to float rounding. y is (x - mean) * invstd with the mean rounded to float
+    // (as PyTorch saves it), whose rounding is relative to the mean: the reference rounds it too.
+    expect_close(mean.v, ref.mean, 1e-6, what + " mean vs reference");
+    expect_close(invstd.v, ref.invstd, 1e-6, what + " invstd vs reference");
+    std::vector<double> want_rm(C), want_rv(C), want_y(x.v.size());
+    for (int64_t c = 0; c < C; ++c) {
+      want_rm[c] = (1 - momentum) * rm0.v[c] + momentum * ref.mean[c];
+      want_rv[c] = (1 - momentum) * rv0.v[c] + momentum * ref.unbiased[c];
+    }
+    expect_close(rm.v, want_rm, 1e-6, what + " running_mean vs reference");
+    expect_close(rv.v, want_rv, 1e-6, what + " running_var vs reference");
+    for_box(Shape(s.size(), 0), s, [&](const Shape& g) {
+      const int64_t c = g[1];
+      const double mf = static_cast<float>(ref.mean[c]);
+      want_y[flat_index(s, g)] = (x.at(g) - mf) * ref.invstd[c] * w.v[c] + b.v[c];
+    });
+    expect_close(y.v, want_y, 1e-6, what + " y vs reference (float mean)");
+
+    // The data is such that f32 statistics fail: the variance from the rounded partial sums is off
+    // by far more than the tolerances above (so this test would catch a return to them).
+    for (int64_t c = 0; c < 2; ++c) {
+      const double m = static_cast<double>(stats_f32.v[c]) / count;
+      const double var_f32 = static_cast<double>(stats_f32.v[C + c]) / count - m * m;
+      const double var = ref.unbiased[c] * (count - 1) / count;
+      EXPECT_GT(std::abs(var_f32 - var), 1e-2 * var) << what << " channel " << c << ": f32 statistics would give "
+                                                     << var_f32 << ", the variance is " << var;
+    }
+  }
+}
+
+TEST(BatchNorm, StatisticsMustBeF64) {
+  // Every batch-norm kernel refuses an f32 [2, C] statistics view (it would round the partial sums).
+  auto ctx = make_ctx();
+  const Shape s{4, 3};
+  Tensor x(s, 1.f), dy(s, 1.f), y(s), dx(s), mean({3}, 0.f), invstd({3}, 1.f), rm({3}), rv({3});
+  Tensor stats32({2, 3}, 1.f);
+  const View bad = view_of(stats32);
+  EXPECT_THROW(ffrt::batch_norm_stats(*ctx, view_of(x), bad), ffrt::Error);
+  EXPECT_THROW(ffrt::batch_norm_forward(*ctx, Act::none, 1e-5f, 4, view_of(x), bad, nullptr, nullptr, view_of(y),
+                                        view_of(mean), view_of(invstd)),
+               ffrt::Error);
+  EXPECT_THROW(ffrt::batch_norm_update_running(*ctx, 0.1f, 4, bad, view_of(rm), view_of(rv)), ffrt::Error);
+  EXPECT_THROW(ffrt::batch_norm_backward_stats(*ctx, view_of(x), view_of(dy), view_of(mean), view_of(invstd), bad),
+               ffrt::Error);
+  EXPECT_THROW(ffrt::batch_norm_backward_data(*ctx, 4, view_of(x), view_of(dy), view_of(mean), view_of(invstd),
+                                              nullptr, bad, view_of(dx), false),
+               ffrt::Error);
+  // The same calls with f64 statistics run.
+  Tensor64 stats({2, 3});
+  ffrt::batch_norm_stats(*ctx, view_of(x), view_of(stats));
+  EXPECT_EQ(stats.v, (std::vector<double>{4, 4, 4, 4, 4, 4}));
+}
+
 TEST(BatchNorm, LargeThreadedMatchesSerial) {
   auto one = make_ctx(1), four = make_ctx(4);
   Rng rng(14);
   const Shape s{37, 5, 19, 23};
   const Tensor x = bn_input(s, rng), dy = random_tensor(s, rng);
-  Tensor st1({2, 5}), st4({2, 5}), y1(s), y4(s), m({5}), is({5}), b1({2, 5}), b4({2, 5}), dx1(s), dx4(s);
+  Tensor y1(s), y4(s), m({5}), is({5}), dx1(s), dx4(s);
+  Tensor64 st1({2, 5}), st4({2, 5}), b1({2, 5}), b4({2, 5});
   Tensor xc = x, dyc = dy;
-  auto v = [](Tensor& t) {
-    return ffrt::make_view(t.v.data(), DType::f32, static_cast<int>(t.shape.size()), t.shape.data(),
-                           Shape(t.shape.size()).data(), t.shape.data());
-  };
+  auto v = [](auto& t) { return view_of(t); };
   const int64_t count = volume(s) / 5;
   for (auto* c : {one.get(), four.get()}) {
     const bool first = c == one.get();
@@ -720,12 +878,16 @@ TEST(CopyBox, CopiesOrAddsTheIntersection) {
     const bool accumulate = trial % 3 == 1;
     const std::string what = shape_str(s) + (accumulate ? " accumulate" : "");
     const Tensor src = random_tensor(s, rng), old = random_tensor(s, rng);
+    auto in_src = [&](const Shape& g) {
+      for (size_t d = 0; d < s.size(); ++d)
+        if (g[d] < sb.lo[d] || g[d] >= sb.lo[d] + sb.size[d]) return false;
+      return true;
+    };
     auto sp = part_of(src, sb, rng), dp = part_of(old, db, rng);
     ffrt::copy_box(*ctx, sp->view, dp->view, accumulate);
     EXPECT_TRUE(dp->padding_intact()) << what;
     for_box(db.lo, db.size, [&](const Shape& g) {
-      bool inside = true;
-      for (size_t d = 0; d < s.size(); ++d) inside = inside && g[d] >= sb.lo[d] && g[d] < sb.lo[d] + sb.size[d];
+      const bool inside = in_src(g);
       const float want = !inside ? old.at(g) : accumulate ? old.at(g) + src.at(g) : src.at(g);
       ASSERT_EQ(dp->f(g), want) << what;
     });
@@ -738,12 +900,29 @@ TEST(CopyBox, CopiesOrAddsTheIntersection) {
     ffrt::copy_box(*ctx, is.view, id.view, accumulate);
     EXPECT_TRUE(id.padding_intact()) << what;
     for_box(db.lo, db.size, [&](const Shape& g) {
-      bool inside = true;
-      for (size_t d = 0; d < s.size(); ++d) inside = inside && g[d] >= sb.lo[d] && g[d] < sb.lo[d] + sb.size[d];
+      const bool inside = in_src(g);
       const int64_t o = iold[flat_index(s, g)], v = isrc[flat_index(s, g)];
       ASSERT_EQ(id.i(g), !inside ? o : accumulate ? o + v : v) << what;
     });
+    // And f64 (batch-norm statistics): values no float holds, copied and added in double.
+    Tensor64 dsrc(s), dold(s);
+    for (auto& v : dsrc.v) v = 1e8 + rng.uniform(-1, 1);
+    for (auto& v : dold.v) v = rng.uniform(-1, 1) / 3;
+    auto ds = part_of(dsrc, sb, rng), dd = part_of(dold, db, rng);
+    ffrt::copy_box(*ctx, ds->view, dd->view, accumulate);
+    EXPECT_TRUE(dd->padding_intact()) << what;
+    for_box(db.lo, db.size, [&](const Shape& g) {
+      const bool inside = in_src(g);
+      const double want = !inside ? dold.at(g) : accumulate ? dold.at(g) + dsrc.at(g) : dsrc.at(g);
+      ASSERT_EQ(dd->d(g), want) << what;
+    });
   }
+  // Mixed dtypes are refused.
+  std::vector<double> d6(6);
+  std::vector<float> f6(6);
+  EXPECT_THROW(ffrt::copy_box(*ctx, ffrt::whole_view(f6.data(), DType::f32, {2, 3}),
+                              ffrt::whole_view(d6.data(), DType::f64, {2, 3}), false),
+               ffrt::Error);
   std::vector<float> a(6), b(6);
   EXPECT_THROW(ffrt::copy_box(*ctx, ffrt::whole_view(a.data(), DType::f32, {2, 3}),
                               ffrt::whole_view(b.data(), DType::f32, {3, 2}), false),
@@ -803,13 +982,21 @@ TEST(ReshapeCopy, ByGlobalElementIndexOverParts) {
       ffrt::reshape_copy(*ctx, sp->view, dp->view, accumulate);
       EXPECT_TRUE(dp->padding_intact()) << what;
       dp->store_into(got);
-      // A src box one slab short of the bounding box lacks an element.
+      // A src box one slab short of the bounding box: the elements it holds are copied, the others
+      // are left alone (a part's backward scatters its box into a larger input box).
       for (size_t d = 0; d < ss.size(); ++d) {
         if (sb.size[d] < 2) continue;
         Box shorter = sb;
         --shorter.size[d];
-        auto sp2 = part_of(src, shorter, rng), dp2 = out_buf(ds, p, rng);
-        EXPECT_THROW(ffrt::reshape_copy(*ctx, sp2->view, dp2->view, false), ffrt::Error) << what;
+        auto sp2 = part_of(src, shorter, rng), dp2 = out_buf(ds, p, rng, NAN);
+        ffrt::reshape_copy(*ctx, sp2->view, dp2->view, false);
+        for_box(p.lo, p.size, [&](const Shape& g) {
+          const Shape s = unravel(flat_index(ds, g), ss);
+          bool held = true;
+          for (size_t e = 0; e < ss.size(); ++e) held = held && s[e] >= shorter.lo[e] && s[e] < shorter.lo[e] + shorter.size[e];
+          if (held) EXPECT_EQ(dp2->f(g), src.at(s)) << what;
+          else EXPECT_TRUE(std::isnan(dp2->f(g))) << what;
+        });
         break;
       }
     }
@@ -827,6 +1014,11 @@ TEST(ReshapeCopy, ByGlobalElementIndexOverParts) {
   ffrt::reshape_copy(*ctx, ffrt::whole_view(a.data(), DType::i64, {2, 3}), ffrt::whole_view(b.data(), DType::i64, {6}),
                      false);
   EXPECT_EQ(a, b);
+  // f64, into a dense buffer of rows [1, 3) of a [3, 2] tensor (elements 2-5), accumulating.
+  std::vector<double> da{0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, db{1, 1, 1, 1, 1, 1};
+  ffrt::reshape_copy(*ctx, ffrt::whole_view(da.data(), DType::f64, {2, 3}),
+                     ffrt::make_view(db.data(), DType::f64, {3, 2}, {1, 0}, {2, 2}), true);
+  EXPECT_EQ(db, (std::vector<double>{1 + 0.3, 1 + 0.4, 1 + 0.5, 1 + 0.6, 1, 1}));
   float one = 3.f, scalar = 0.f;
   ffrt::reshape_copy(*ctx, ffrt::whole_view(&one, DType::f32, {1, 1}), ffrt::whole_view(&scalar, DType::f32, {}),
                      false);
@@ -855,6 +1047,10 @@ TEST(FillAndScale, WriteTheBoxOnly) {
     ffrt::fill(*ctx, i.view, 7.f);
     EXPECT_TRUE(i.padding_intact());
     for_box(b.lo, b.size, [&](const Shape& g) { ASSERT_EQ(i.i(g), 7); });
+    Buf d(DType::f64, s, b, &rng);
+    ffrt::fill(trial == 0 ? *four : *ctx, d.view, 0.1f);
+    EXPECT_TRUE(d.padding_intact());
+    for_box(b.lo, b.size, [&](const Shape& g) { ASSERT_EQ(d.d(g), static_cast<double>(0.1f)); });
   }
 }
 

@@ -125,22 +125,30 @@ void embedding_backward_weight(Context& ctx, const View& ids, const View& dy, co
 
 // ---- normalization ---------------------------------------------------------------------------
 
-/// Partial batch-norm statistics of x's box: stats is a [2, C] view of the channels of x's box;
-/// row 0 gets the sum, row 1 the sum of squares, per channel. Parts sharing channels add theirs.
+/// Batch-norm statistics (`stats` below) are f64 [2, C] views: the parts' partial sums are exchanged
+/// and added across parts in double without rounding to float, because the variance
+/// sumsq / count - mean^2 loses the precision of a float sum to cancellation when a channel's mean
+/// is large next to its spread. Mean, invstd, weight, bias and the running statistics are f32 [C].
+///
+/// Partial batch-norm statistics of x's box: stats is an f64 [2, C] view of the channels of x's box;
+/// row 0 gets the sum, row 1 the sum of squares, per channel (summed in double, unrounded). Parts
+/// sharing channels add theirs.
 void batch_norm_stats(Context& ctx, const View& x, const View& stats);
-/// y = act((x - mean) * invstd * weight + bias) over y's box, from whole-batch `stats` over `count`
-/// elements per channel. Writes mean and invstd ([C] views, over their boxes) for the backward. weight
-/// and bias are null when the op is not affine.
+/// y = act((x - mean) * invstd * weight + bias) over y's box, from whole-batch `stats` (f64 [2, C],
+/// both rows) over `count` elements per channel. Writes mean and invstd (f32 [C] views, over their
+/// boxes) for the backward. weight and bias are null when the op is not affine.
 void batch_norm_forward(Context& ctx, Act act, float eps, int64_t count, const View& x, const View& stats,
                         const View* weight, const View* bias, const View& y, const View& mean, const View& invstd);
-/// running = (1 - momentum) * running + momentum * batch statistic (the variance unbiased).
+/// running = (1 - momentum) * running + momentum * batch statistic (the variance unbiased), the batch
+/// statistics from whole-batch `stats` (f64 [2, C], both rows).
 void batch_norm_update_running(Context& ctx, float momentum, int64_t count, const View& stats,
                                const View& running_mean, const View& running_var);
-/// Partial backward sums over dy's box (x holds it): row 0 sum(dy), row 1 sum(dy * xhat), per channel
-/// of stats' box. Once reduced, they are the bias and weight gradients.
+/// Partial backward sums over dy's box (x holds it) into `stats`, an f64 [2, C] view: row 0 sum(dy),
+/// row 1 sum(dy * xhat), per channel of stats' box (unrounded, added across parts in double). Once
+/// reduced, they are the bias and weight gradients (in double).
 void batch_norm_backward_stats(Context& ctx, const View& x, const View& dy, const View& mean, const View& invstd,
                                const View& stats);
-/// dx over dx's box from the whole-batch backward sums.
+/// dx over dx's box from the whole-batch backward sums `stats` (f64 [2, C], both rows).
 void batch_norm_backward_data(Context& ctx, int64_t count, const View& x, const View& dy, const View& mean,
                               const View& invstd, const View* weight, const View& stats, const View& dx,
                               bool accumulate);
@@ -182,8 +190,9 @@ void mse_backward(Context& ctx, float scale, const View& pred, const View& targe
 /// Copies (or adds, with accumulate) the intersection of src's and dst's boxes, in global coordinates.
 void copy_box(Context& ctx, const View& src, const View& dst, bool accumulate);
 /// Copies by global row-major element index: element i of dst's tensor gets element i of src's
-/// tensor (the two tensors have equally many elements), over dst's box. Reshape and flat, forward
-/// and backward.
+/// tensor (the two tensors have equally many elements), over the elements of dst's box that src's
+/// box holds (a part's backward scatters its box into an input box that may hold more). Reshape and
+/// flat, forward and backward.
 void reshape_copy(Context& ctx, const View& src, const View& dst, bool accumulate);
 /// Sets every element of the view's box.
 void fill(Context& ctx, const View& v, float value);

@@ -1,7 +1,7 @@
 // NumPy .npy files: the data set format of `inputs.npy` / `labels.npy` pairs, and the simplest way
 // to exchange tensors with Python. Little-endian, C order; '<f4' and '<i8' are the runtime's own
-// dtypes, '<f8' reads as f32 and '<i4' as i64. Anything else (Fortran order, big-endian, other
-// dtypes, truncated files) throws ffrt::Error naming the file.
+// dtypes, '<f8' reads as f32 and '<i4' as i64 (an f64 array writes as '<f8'). Anything else
+// (Fortran order, big-endian, other dtypes, truncated files) throws ffrt::Error naming the file.
 #pragma once
 
 #include <cstddef>
@@ -15,8 +15,8 @@
 namespace ffrt {
 
 /// Bytes of one element of a dtype.
-inline int64_t dtype_size(DType t) { return t == DType::i64 ? 8 : 4; }
-/// "f32" / "i64".
+inline int64_t dtype_size(DType t) { return t == DType::f32 ? 4 : 8; }
+/// "f32" / "i64" / "f64".
 const char* dtype_name(DType t);
 
 /// A host tensor: a dtype, a shape and its elements, dense row-major.
@@ -34,6 +34,8 @@ struct HostArray {
   const float* f32() const { return reinterpret_cast<const float*>(bytes.data()); }
   int64_t* i64() { return reinterpret_cast<int64_t*>(bytes.data()); }
   const int64_t* i64() const { return reinterpret_cast<const int64_t*>(bytes.data()); }
+  double* f64() { return reinterpret_cast<double*>(bytes.data()); }
+  const double* f64() const { return reinterpret_cast<const double*>(bytes.data()); }
   /// A whole-tensor view of the array (rank ≤ kMaxRank).
   View view();
 };
@@ -82,7 +84,7 @@ class NpyReader {
 HostArray read_npy(const std::string& path);
 /// Rows [lo, hi) of the first dim of a .npy file.
 HostArray read_npy_rows(const std::string& path, int64_t lo, int64_t hi);
-/// Writes a .npy file (version 1.0 header, or 2.0 when the header needs it; '<f4' or '<i8').
+/// Writes a .npy file (version 1.0 header, or 2.0 when the header needs it; '<f4', '<i8' or '<f8').
 void write_npy(const std::string& path, DType dtype, const std::vector<int64_t>& shape, const void* data);
 void write_npy(const std::string& path, const HostArray& a);
 

@@ -15,8 +15,9 @@ namespace ffrt {
 
 constexpr int kMaxRank = 6;
 
-/// Element types the kernels handle.
-enum class DType : int { f32 = 0, i64 = 1 };
+/// Element types the kernels handle. f64 is for batch-norm statistics ([2, C] per-channel sums that
+/// parts add without rounding) and what moves them (copy_box, fill).
+enum class DType : int { f32 = 0, i64 = 1, f64 = 2 };
 
 struct View {
   void* data = nullptr;
@@ -29,6 +30,7 @@ struct View {
 
   float* f32() const { return static_cast<float*>(data); }
   int64_t* i64() const { return static_cast<int64_t*>(data); }
+  double* f64() const { return static_cast<double*>(data); }
   int64_t hi(int d) const { return lo[d] + size[d]; }
   int64_t volume() const;
   /// Whether the box is laid out densely, row-major.
