@@ -6,6 +6,7 @@
 
 #include "exec/host_tensor.h"
 #include "ffrt/philox.h"
+#include "ir/ops/helpers.h"
 
 namespace ffc {
 
@@ -31,7 +32,7 @@ struct Temp {
   std::unique_ptr<std::byte[]> buf;
   View v;
   explicit Temp(const View& like, bool zeroed = true) {
-    const size_t n = static_cast<size_t>(like.volume()) * (like.dtype == ffrt::DType::i64 ? 8 : 4);
+    const size_t n = static_cast<size_t>(like.volume()) * ffrt::dtype_size(like.dtype);
     buf = zeroed ? std::make_unique<std::byte[]>(n) : std::make_unique_for_overwrite<std::byte[]>(n);
     v = ffrt::make_view(buf.get(), like.dtype, like.rank, like.full, like.lo, like.size);
   }
@@ -56,16 +57,9 @@ int64_t full_volume(const View& v) {
   return n;
 }
 
-/// Whether the backward of the op's fused activation needs the activation's input (the
-/// pre-activation), which the forward then saves: gelu's derivative needs it; relu's, sigmoid's and
-/// tanh's come from the output y, so the forward fuses those into its kernel and saves nothing.
-bool saves_pre_activation(const Op& op) { return act_of(op) == ffrt::Act::gelu; }
-
-/// Saves the pre-activation when the op's fused activation needs it for the backward.
-Shapes pre_activation(const BoundOp& b) {
-  if (!saves_pre_activation(b.op)) return {};
-  return {b.out[0]};
-}
+/// Whether the op saves its pre-activation for the backward (the op table's rule, OpInfo::saved):
+/// otherwise the forward fuses the activation into its kernel.
+using ops::saves_pre_activation;
 
 /// Runs compute(y, act) into the op's output with the activation fused, or, when the backward needs
 /// the pre-activation, compute(saved pre-activation, none) and then the activation.
@@ -246,13 +240,8 @@ void dropout_backward(ffrt::Context& ctx, const Op& op, const StepInfo& info, Op
 
 // ---- normalization ---------------------------------------------------------------------------------
 
-// batch_norm's saved state: mean and invstd per channel, then the pre-activation if the
-// activation's backward needs it.
-Shapes batch_norm_saved(const BoundOp& b) {
-  Shapes s{{b.out[0][1]}, {b.out[0][1]}};
-  if (saves_pre_activation(b.op)) s.push_back(b.out[0]);
-  return s;
-}
+// batch_norm's saved state (the op table's): mean and invstd per channel, then the pre-activation
+// if the activation's backward needs it.
 
 int64_t channel_count(const View& x) {
   int64_t n = x.full[0];
@@ -260,62 +249,75 @@ int64_t channel_count(const View& x) {
   return n;
 }
 
-/// A [2, C] statistics tensor over the channel range of x's box, and views of its rows.
-struct Stats {
-  HostTensor t;
-  View all;
-  View row(int r) {
-    return ffrt::make_view(t.f32() + r * t.shape[1], ffrt::DType::f32, {all.full[1]}, {all.lo[1]}, {t.shape[1]});
-  }
-  explicit Stats(const View& x) : t(ffrt::DType::f32, {2, x.size[1]}) { all = box_view(t, {0, x.lo[1]}, {2, x.full[1]}); }
-};
+/// Adds row r of a [2, C] f64 statistics view into an f32 [C] view over the same channels (a
+/// parameter gradient).
+void add_stats_row(const View& stats, int r, const View& to) {
+  for (int64_t c = to.lo[0]; c < to.hi(0); ++c)
+    to.f32()[(c - to.lo[0]) * to.stride[0]] += static_cast<float>(
+        stats.f64()[(r - stats.lo[0]) * stats.stride[0] + (c - stats.lo[1]) * stats.stride[1]]);
+}
 
-void batch_norm_forward(ffrt::Context& ctx, const Op& op, const StepInfo& info, OpViews& v) {
+struct BatchNormViews {
+  const View* weight;
+  const View* bias;
+  const View& running_mean;
+  const View& running_var;
+};
+BatchNormViews bn_views(const Op& op, const OpViews& v) {
   bool affine = op.attr_bool("affine");
-  const View* w = affine ? &v.params[0] : nullptr;
-  const View* b = affine ? &v.params[1] : nullptr;
-  const View& running_mean = v.params[affine ? 2 : 0];
-  const View& running_var = v.params[affine ? 3 : 1];
+  return {affine ? &v.params[0] : nullptr, affine ? &v.params[1] : nullptr, v.params[affine ? 2 : 0],
+          v.params[affine ? 3 : 1]};
+}
+
+void batch_norm_forward_stats(ffrt::Context& ctx, const Op&, const StepInfo& info, OpViews& v) {
+  if (info.training) ffrt::batch_norm_stats(ctx, v.in[0], v.stats);
+}
+
+// Normalizes with the whole batch's statistics (training: v.stats, summed over the parts; else the
+// running statistics, posed as sums over `count` elements).
+void batch_norm_forward(ffrt::Context& ctx, const Op& op, const StepInfo& info, OpViews& v) {
+  BatchNormViews p = bn_views(op, v);
   const View& x = v.in[0];
   int64_t count = channel_count(x);
-  Stats stats(x);
-  if (info.training) {
-    ffrt::batch_norm_stats(ctx, x, stats.all);
-  } else {
-    // Evaluation normalizes with the running statistics: pose them as sums over `count` elements.
-    View sum = stats.row(0), sumsq = stats.row(1);
+  std::optional<HostTensor> eval_stats;
+  View stats = v.stats;
+  if (!info.training) {
+    eval_stats.emplace(ffrt::DType::f64, std::vector<int64_t>{2, x.size[1]});
+    stats = box_view(*eval_stats, {0, x.lo[1]}, {2, x.full[1]});
+    double* sum = reinterpret_cast<double*>(eval_stats->bytes.data());
+    double* sumsq = sum + x.size[1];
     for (int64_t c = 0; c < x.size[1]; ++c) {
-      float m = running_mean.f32()[c], var = running_var.f32()[c];
-      sum.f32()[c] = m * static_cast<float>(count);
-      sumsq.f32()[c] = (var + m * m) * static_cast<float>(count);
+      int64_t g = x.lo[1] + c - p.running_mean.lo[0];
+      double m = p.running_mean.f32()[g * p.running_mean.stride[0]], var = p.running_var.f32()[g * p.running_var.stride[0]];
+      sum[c] = m * static_cast<double>(count);
+      sumsq[c] = (var + m * m) * static_cast<double>(count);
     }
   }
   float eps = static_cast<float>(op.attr_float("eps"));
   const bool pre = saves_pre_activation(op);
-  ffrt::batch_norm_forward(ctx, pre ? ffrt::Act::none : act_of(op), eps, count, x, stats.all, w, b,
+  ffrt::batch_norm_forward(ctx, pre ? ffrt::Act::none : act_of(op), eps, count, x, stats, p.weight, p.bias,
                            pre ? v.saved[2] : v.out[0], v.saved[0], v.saved[1]);
   if (pre) ffrt::activation_forward(ctx, act_of(op), v.saved[2], v.out[0]);
-  if (info.training)
-    ffrt::batch_norm_update_running(ctx, static_cast<float>(op.attr_float("momentum")), count, stats.all, running_mean,
-                                    running_var);
+  if (info.training && v.update_state)
+    ffrt::batch_norm_update_running(ctx, static_cast<float>(op.attr_float("momentum")), count, stats, p.running_mean,
+                                    p.running_var);
 }
 
+// The part's partial sums of dy and dy * xhat: its share of the bias and weight gradients.
+void batch_norm_backward_stats(ffrt::Context& ctx, const Op& op, const StepInfo&, OpViews& v) {
+  PreActGrad dz = grad_before_activation(ctx, op, v, saves_pre_activation(op) ? v.saved[2] : View{});
+  ffrt::batch_norm_backward_stats(ctx, v.in[0], dz.view, v.saved[0], v.saved[1], v.stats);
+  if (op.attr_bool("affine") && v.dparams[0]) add_stats_row(v.stats, 1, *v.dparams[0]);
+  if (op.attr_bool("affine") && v.dparams[1]) add_stats_row(v.stats, 0, *v.dparams[1]);
+}
+
+// dx from the sums over every part.
 void batch_norm_backward(ffrt::Context& ctx, const Op& op, const StepInfo&, OpViews& v) {
-  bool affine = op.attr_bool("affine");
+  if (!v.din[0]) return;
   PreActGrad dz = grad_before_activation(ctx, op, v, saves_pre_activation(op) ? v.saved[2] : View{});
   const View& x = v.in[0];
-  Stats sums(x);
-  ffrt::batch_norm_backward_stats(ctx, x, dz.view, v.saved[0], v.saved[1], sums.all);
-  if (v.din[0])
-    ffrt::batch_norm_backward_data(ctx, channel_count(x), x, dz.view, v.saved[0], v.saved[1],
-                                   affine ? &v.params[0] : nullptr, sums.all, *v.din[0], true);
-  if (affine && v.dparams[0]) ffrt::copy_box(ctx, sums.row(1), *v.dparams[0], true);
-  if (affine && v.dparams[1]) ffrt::copy_box(ctx, sums.row(0), *v.dparams[1], true);
-}
-
-Shapes layer_norm_saved(const BoundOp& b) {
-  std::vector<int64_t> rows(b.out[0].begin(), b.out[0].end() - 1);
-  return {rows, rows};
+  ffrt::batch_norm_backward_data(ctx, channel_count(x), x, dz.view, v.saved[0], v.saved[1], bn_views(op, v).weight,
+                                 v.stats, *v.din[0], true);
 }
 
 void layer_norm_forward(ffrt::Context& ctx, const Op& op, const StepInfo&, OpViews& v) {
@@ -462,34 +464,36 @@ const std::vector<OpKernels>& table() {
   static const std::vector<OpKernels> t = [] {
     std::vector<OpKernels> v(all_op_kinds().size());
     auto set = [&](OpKind k, OpKernels e) { v[static_cast<size_t>(k)] = e; };
-    set(OpKind::input, {nullptr, nothing, nothing});
-    set(OpKind::conv2d, {pre_activation, conv_forward, conv_backward});
-    set(OpKind::pool2d, {pre_activation, pool_forward, pool_backward});
-    set(OpKind::linear, {pre_activation, linear_forward, linear_backward});
-    set(OpKind::matmul, {nullptr, matmul_forward, matmul_backward});
-    set(OpKind::embedding, {nullptr, embedding_forward, embedding_backward});
-    set(OpKind::relu, {nullptr, unary_forward<ffrt::Act::relu>, unary_backward<ffrt::Act::relu>});
-    set(OpKind::sigmoid, {nullptr, unary_forward<ffrt::Act::sigmoid>, unary_backward<ffrt::Act::sigmoid>});
-    set(OpKind::tanh, {nullptr, unary_forward<ffrt::Act::tanh>, unary_backward<ffrt::Act::tanh>});
-    set(OpKind::gelu, {nullptr, unary_forward<ffrt::Act::gelu>, unary_backward<ffrt::Act::gelu>});
-    set(OpKind::clip, {nullptr, clip_forward, clip_backward});
-    set(OpKind::scale, {nullptr, scale_forward, scale_backward});
-    set(OpKind::log_softmax, {nullptr, log_softmax_forward, log_softmax_backward});
-    set(OpKind::split, {nullptr, split_forward, split_backward});
-    set(OpKind::add, {nullptr, binary_forward<ffrt::Binary::add>, binary_backward<ffrt::Binary::add>});
-    set(OpKind::sub, {nullptr, binary_forward<ffrt::Binary::sub>, binary_backward<ffrt::Binary::sub>});
-    set(OpKind::mul, {nullptr, binary_forward<ffrt::Binary::mul>, binary_backward<ffrt::Binary::mul>});
-    set(OpKind::dropout, {nullptr, dropout_forward, dropout_backward});
-    set(OpKind::batch_norm, {batch_norm_saved, batch_norm_forward, batch_norm_backward});
-    set(OpKind::layer_norm, {layer_norm_saved, layer_norm_forward, layer_norm_backward});
-    set(OpKind::softmax, {nullptr, softmax_forward, softmax_backward});
-    set(OpKind::flat, {nullptr, reshape_forward, reshape_backward});
-    set(OpKind::reshape, {nullptr, reshape_forward, reshape_backward});
-    set(OpKind::transpose, {nullptr, transpose_forward, transpose_backward});
-    set(OpKind::concat, {nullptr, concat_forward, concat_backward});
-    set(OpKind::softmax_cross_entropy, {nullptr, sce_forward, sce_backward});
-    set(OpKind::mse_loss, {nullptr, mse_forward, mse_backward});
+    set(OpKind::input, {nothing, nothing});
+    set(OpKind::conv2d, {conv_forward, conv_backward});
+    set(OpKind::pool2d, {pool_forward, pool_backward});
+    set(OpKind::linear, {linear_forward, linear_backward});
+    set(OpKind::matmul, {matmul_forward, matmul_backward});
+    set(OpKind::embedding, {embedding_forward, embedding_backward});
+    set(OpKind::relu, {unary_forward<ffrt::Act::relu>, unary_backward<ffrt::Act::relu>});
+    set(OpKind::sigmoid, {unary_forward<ffrt::Act::sigmoid>, unary_backward<ffrt::Act::sigmoid>});
+    set(OpKind::tanh, {unary_forward<ffrt::Act::tanh>, unary_backward<ffrt::Act::tanh>});
+    set(OpKind::gelu, {unary_forward<ffrt::Act::gelu>, unary_backward<ffrt::Act::gelu>});
+    set(OpKind::clip, {clip_forward, clip_backward});
+    set(OpKind::scale, {scale_forward, scale_backward});
+    set(OpKind::log_softmax, {log_softmax_forward, log_softmax_backward});
+    set(OpKind::split, {split_forward, split_backward});
+    set(OpKind::add, {binary_forward<ffrt::Binary::add>, binary_backward<ffrt::Binary::add>});
+    set(OpKind::sub, {binary_forward<ffrt::Binary::sub>, binary_backward<ffrt::Binary::sub>});
+    set(OpKind::mul, {binary_forward<ffrt::Binary::mul>, binary_backward<ffrt::Binary::mul>});
+    set(OpKind::dropout, {dropout_forward, dropout_backward});
+    set(OpKind::batch_norm, {batch_norm_forward, batch_norm_backward, batch_norm_forward_stats, batch_norm_backward_stats});
+    set(OpKind::layer_norm, {layer_norm_forward, layer_norm_backward});
+    set(OpKind::softmax, {softmax_forward, softmax_backward});
+    set(OpKind::flat, {reshape_forward, reshape_backward});
+    set(OpKind::reshape, {reshape_forward, reshape_backward});
+    set(OpKind::transpose, {transpose_forward, transpose_backward});
+    set(OpKind::concat, {concat_forward, concat_backward});
+    set(OpKind::softmax_cross_entropy, {sce_forward, sce_backward});
+    set(OpKind::mse_loss, {mse_forward, mse_backward});
     for (size_t i = 0; i < v.size(); ++i) FFC_CHECK(v[i].forward && v[i].backward);
+    for (OpKind k : all_op_kinds())
+      FFC_CHECK(op_info(k).split_statistics == (v[static_cast<size_t>(k)].forward_stats != nullptr));
     return v;
   }();
   return t;
@@ -499,9 +503,16 @@ const std::vector<OpKernels>& table() {
 
 const OpKernels& op_kernels(OpKind kind) { return table().at(static_cast<size_t>(kind)); }
 
-std::vector<std::vector<int64_t>> saved_shapes(const BoundOp& op) {
-  auto f = op_kernels(op.op.kind).saved_shapes;
-  return f ? f(op) : std::vector<std::vector<int64_t>>{};
+void run_forward(ffrt::Context& ctx, const Op& op, const StepInfo& info, OpViews& v) {
+  const OpKernels& k = op_kernels(op.kind);
+  if (k.forward_stats) k.forward_stats(ctx, op, info, v);
+  k.forward(ctx, op, info, v);
+}
+
+void run_backward(ffrt::Context& ctx, const Op& op, const StepInfo& info, OpViews& v) {
+  const OpKernels& k = op_kernels(op.kind);
+  if (k.backward_stats) k.backward_stats(ctx, op, info, v);
+  k.backward(ctx, op, info, v);
 }
 
 uint64_t dropout_key(const Op& op, const StepInfo& info) {

@@ -26,6 +26,12 @@ struct OpViews {
   std::vector<ffrt::View> dout;                    ///< gradients of the outputs
   std::vector<std::optional<ffrt::View>> din;      ///< gradients of the inputs; nullopt: not needed
   std::vector<std::optional<ffrt::View>> dparams;  ///< gradients of the params; nullopt: not trainable
+  /// Split-statistics ops (batch norm): the [2, C] statistics of the part's channels. The *_stats
+  /// kernels write the part's partial sums; forward and backward read the sums over every part.
+  ffrt::View stats;
+  /// Whether this part updates the op's state (running statistics). Of several parts that share a
+  /// block of state on one device, one does.
+  bool update_state = true;
 };
 
 /// What a step of execution knows beyond the operands.
@@ -35,21 +41,28 @@ struct StepInfo {
   bool training = true;
 };
 
-/// The kernels of one op kind.
+/// The kernels of one op kind. The state the forward saves for the backward is the op table's
+/// (OpInfo::saved).
 struct OpKernels {
-  /// Shapes of the state the forward saves for the backward (pre-activations, statistics), for an
-  /// op whose output has the given extents.
-  std::vector<std::vector<int64_t>> (*saved_shapes)(const BoundOp& op) = nullptr;
   void (*forward)(ffrt::Context& ctx, const Op& op, const StepInfo& info, OpViews& v) = nullptr;
   /// Adds the gradients of the inputs and params (accumulate semantics) from the outputs'.
   void (*backward)(ffrt::Context& ctx, const Op& op, const StepInfo& info, OpViews& v) = nullptr;
+  /// Split-statistics ops (OpInfo::split_statistics): the part's partial statistics into v.stats,
+  /// before the forward. Training only; evaluation normalizes with the running statistics.
+  void (*forward_stats)(ffrt::Context& ctx, const Op& op, const StepInfo& info, OpViews& v) = nullptr;
+  /// Split-statistics ops: the part's partial backward sums into v.stats, and (accumulated) into
+  /// the parameter gradients they are, before the backward.
+  void (*backward_stats)(ffrt::Context& ctx, const Op& op, const StepInfo& info, OpViews& v) = nullptr;
 };
 
 /// The kernels of an op kind.
 const OpKernels& op_kernels(OpKind kind);
 
-/// Saved-state shapes of an op (none when its kernels save nothing).
-std::vector<std::vector<int64_t>> saved_shapes(const BoundOp& op);
+/// Runs an op's whole forward on one set of views (statistics included): the serial executor's call.
+/// `stats` must be a [2, C] buffer over the op's channels for split-statistics ops.
+void run_forward(ffrt::Context& ctx, const Op& op, const StepInfo& info, OpViews& v);
+/// Runs an op's whole backward likewise.
+void run_backward(ffrt::Context& ctx, const Op& op, const StepInfo& info, OpViews& v);
 
 /// The dropout key of an op at a step: the same on every rank.
 uint64_t dropout_key(const Op& op, const StepInfo& info);

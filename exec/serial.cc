@@ -6,12 +6,11 @@
 #include "ffrt/philox.h"
 #include "ir/op_table.h"
 #include "passes/add_loss.h"
+#include "passes/autodiff.h"
 
 namespace ffc {
 
 namespace {
-
-ffrt::DType rt_dtype(DType t) { return t == DType::i64 ? ffrt::DType::i64 : ffrt::DType::f32; }
 
 ffrt::Init rt_init(Init i) {
   switch (i) {
@@ -45,12 +44,15 @@ SerialTrainer::SerialTrainer(const Graph& g, const TrainOptions& opts)
   values_.resize(g_.tensors.size());
   grads_.resize(g_.tensors.size());
   saved_.resize(g_.ops.size());
+  stats_.resize(g_.ops.size());
   op_params_.resize(g_.ops.size());
   for (size_t t = 0; t < g_.tensors.size(); ++t)
     values_[t] = HostTensor(rt_dtype(g_.type(t).dtype), bind_shape(g_.type(t).shape, opts_.batch));
   for (size_t i = 0; i < g_.ops.size(); ++i) {
     const Op& op = g_.ops[i];
-    for (const auto& s : saved_shapes(bind_op(g_, op, opts_.batch))) saved_[i].emplace_back(ffrt::DType::f32, s);
+    BoundOp bound = bind_op(g_, op, opts_.batch);
+    for (const auto& s : op_saved_extents(bound)) saved_[i].emplace_back(ffrt::DType::f32, s);
+    if (op.info().split_statistics) stats_[i] = HostTensor(ffrt::DType::f64, {2, bound.out[0][1]});
     std::vector<ParamSpec> specs = op_params(g_, op);
     for (size_t p = 0; p < specs.size(); ++p) {
       ParamSlot slot;
@@ -59,8 +61,7 @@ SerialTrainer::SerialTrainer(const Graph& g, const TrainOptions& opts)
       slot.name = op.param_names.empty() ? fmt::format("{}.{}", op.name, specs[p].name) : op.param_names[p];
       slot.trainable = specs[p].trainable;
       slot.value = HostTensor(ffrt::DType::f32, bind_shape(specs[p].shape, opts_.batch));
-      ffrt::init_param(*ctx_, rt_init(specs[p].init), specs[p].fan_in, ffrt::key_of(slot.name.c_str(), opts_.seed),
-                       slot.value.view());
+      init_param_block(*ctx_, specs[p], slot.name, opts_.seed, slot.value.view());
       if (slot.trainable) slot.grad = HostTensor(ffrt::DType::f32, slot.value.shape);
       op_params_[i].push_back(static_cast<int>(params_.size()));
       params_.push_back(std::move(slot));
@@ -77,48 +78,56 @@ void SerialTrainer::set_input_grads(bool on) {
 }
 
 void SerialTrainer::compute_needs_grad() {
-  size_t n = g_.tensors.size();
-  // Forward: a tensor depends on something trainable (or on an input whose gradient is wanted).
-  std::vector<bool> depends(n, false);
-  for (size_t i = 0; i < g_.ops.size(); ++i) {
-    const Op& op = g_.ops[i];
-    bool d = op.kind == OpKind::input && input_grads_;
-    for (int p : op_params_[i]) d = d || params_[p].trainable;
-    for (TensorId t : op.inputs) d = d || depends[t];
-    for (TensorId t : op.outputs) depends[t] = d && g_.type(t).dtype != DType::i64;
+  needs_grad_ = autodiff(g_, input_grads_).needs_grad;
+  for (size_t t = 0; t < needs_grad_.size(); ++t)
+    if (needs_grad_[t] && grads_[t].bytes.empty()) grads_[t] = HostTensor(ffrt::DType::f32, values_[t].shape);
+}
+
+void fill_input(ffrt::Context& ctx, const Graph& g, const Op& op, int64_t step, int64_t batch, uint64_t seed,
+                const InputSource& source, HostTensor& t) {
+  if (source && source(op, step, t)) return;
+  // Synthetic sample s of the stream is the same whatever the batch split: index it globally.
+  std::vector<int64_t> lo(t.shape.size(), 0), full = t.shape;
+  if (!lo.empty()) {
+    lo[0] = step * batch;
+    full[0] = lo[0] + t.shape[0];
   }
-  // Backward: the loss depends on it.
-  std::vector<bool> reaches(n, false);
-  reaches[g_.ops[loss_op_].outputs[0]] = true;
-  for (int i = static_cast<int>(g_.ops.size()) - 1; i >= 0; --i) {
-    const Op& op = g_.ops[i];
-    bool r = false;
-    for (TensorId t : op.outputs) r = r || reaches[t];
-    if (r)
-      for (TensorId t : op.inputs) reaches[t] = true;
+  int64_t classes = t.dtype == ffrt::DType::i64 ? synthetic_classes(g, op) : 0;
+  ffrt::fill_synthetic(ctx, ffrt::key_of(op.name.c_str(), seed), classes, box_view(t, lo, full));
+}
+
+void init_param_block(ffrt::Context& ctx, const ParamSpec& spec, const std::string& name, uint64_t seed,
+                      const ffrt::View& v) {
+  ffrt::init_param(ctx, rt_init(spec.init), spec.fan_in, ffrt::key_of(name.c_str(), seed), v);
+}
+
+void optimizer_step(ffrt::Context& ctx, const TrainOptions& opts, int64_t step_count, bool first, const ffrt::View& w,
+                    const ffrt::View& g, const ffrt::View* state1, const ffrt::View* state2) {
+  if (opts.optimizer == OptimizerKind::sgd) {
+    ffrt::SgdAttrs a;
+    a.lr = opts.lr;
+    a.momentum = opts.momentum;
+    a.weight_decay = opts.weight_decay;
+    a.nesterov = opts.nesterov;
+    FFC_CHECK(a.momentum == 0.f || state1);
+    ffrt::sgd_step(ctx, a, w, g, a.momentum != 0.f ? state1 : nullptr, first);
+    return;
   }
-  needs_grad_.assign(n, false);
-  for (size_t t = 0; t < n; ++t) {
-    needs_grad_[t] = depends[t] && reaches[t];
-    if (needs_grad_[t] && grads_[t].bytes.empty())
-      grads_[t] = HostTensor(ffrt::DType::f32, values_[t].shape);
-  }
+  ffrt::AdamAttrs a;
+  a.lr = opts.lr;
+  a.beta1 = opts.beta1;
+  a.beta2 = opts.beta2;
+  a.eps = opts.eps;
+  a.weight_decay = opts.weight_decay;
+  a.decoupled = opts.optimizer == OptimizerKind::adamw;
+  a.step = step_count;
+  FFC_CHECK(state1 && state2);
+  ffrt::adam_step(ctx, a, w, g, *state1, *state2);
 }
 
 void SerialTrainer::fill_inputs(int64_t step) {
-  for (const Op& op : g_.ops) {
-    if (op.kind != OpKind::input) continue;
-    HostTensor& t = values_[op.outputs[0]];
-    if (source_ && source_(op, step, t)) continue;
-    // Synthetic sample s of the stream is the same whatever the batch split: index it globally.
-    std::vector<int64_t> lo(t.shape.size(), 0), full = t.shape;
-    if (!lo.empty()) {
-      lo[0] = step * opts_.batch;
-      full[0] = lo[0] + t.shape[0];
-    }
-    int64_t classes = t.dtype == ffrt::DType::i64 ? synthetic_classes(g_, op) : 0;
-    ffrt::fill_synthetic(*ctx_, ffrt::key_of(op.name.c_str(), opts_.seed), classes, box_view(t, lo, full));
-  }
+  for (const Op& op : g_.ops)
+    if (op.kind == OpKind::input) fill_input(*ctx_, g_, op, step, opts_.batch, opts_.seed, source_, values_[op.outputs[0]]);
 }
 
 OpViews SerialTrainer::views_for(int i, bool backward) {
@@ -128,6 +137,7 @@ OpViews SerialTrainer::views_for(int i, bool backward) {
   for (TensorId t : op.outputs) v.out.push_back(values_[t].view());
   for (int p : op_params_[i]) v.params.push_back(params_[p].value.view());
   for (HostTensor& s : saved_[i]) v.saved.push_back(s.view());
+  if (!stats_[i].bytes.empty()) v.stats = stats_[i].view();
   if (backward) {
     for (TensorId t : op.outputs) v.dout.push_back(grads_[t].view());
     for (TensorId t : op.inputs) v.din.push_back(needs_grad_[t] ? std::optional<ffrt::View>(grads_[t].view()) : std::nullopt);
@@ -142,7 +152,7 @@ float SerialTrainer::forward(int64_t step, bool training) {
   fill_inputs(step);
   for (size_t i = 0; i < g_.ops.size(); ++i) {
     OpViews v = views_for(static_cast<int>(i), false);
-    op_kernels(g_.ops[i].kind).forward(*ctx_, g_.ops[i], info, v);
+    run_forward(*ctx_, g_.ops[i], info, v);
   }
   return values_[g_.ops[loss_op_].outputs[0]].f32()[0];
 }
@@ -166,7 +176,7 @@ float SerialTrainer::forward_backward(int64_t step) {
     for (TensorId t : op.outputs) wanted = wanted || needs_grad_[t];
     if (!wanted || op.kind == OpKind::input) continue;
     OpViews v = views_for(i, true);
-    op_kernels(op.kind).backward(*ctx_, op, info, v);
+    run_backward(*ctx_, op, info, v);
   }
   return value;
 }
@@ -175,31 +185,14 @@ void SerialTrainer::update() {
   ++optimizer_steps_;
   for (ParamSlot& p : params_) {
     if (!p.trainable) continue;
-    ffrt::View w = p.value.view(), g = p.grad.view();
-    if (opts_.optimizer == OptimizerKind::sgd) {
-      ffrt::SgdAttrs a;
-      a.lr = opts_.lr;
-      a.momentum = opts_.momentum;
-      a.weight_decay = opts_.weight_decay;
-      a.nesterov = opts_.nesterov;
-      if (a.momentum != 0.f && p.buf1.bytes.empty()) p.buf1 = HostTensor(ffrt::DType::f32, p.value.shape);
-      ffrt::View buf = a.momentum != 0.f ? p.buf1.view() : ffrt::View{};
-      ffrt::sgd_step(*ctx_, a, w, g, a.momentum != 0.f ? &buf : nullptr, !p.has_history);
-    } else {
-      ffrt::AdamAttrs a;
-      a.lr = opts_.lr;
-      a.beta1 = opts_.beta1;
-      a.beta2 = opts_.beta2;
-      a.eps = opts_.eps;
-      a.weight_decay = opts_.weight_decay;
-      a.decoupled = opts_.optimizer == OptimizerKind::adamw;
-      a.step = optimizer_steps_;
-      if (p.buf1.bytes.empty()) {
-        p.buf1 = HostTensor(ffrt::DType::f32, p.value.shape);
-        p.buf2 = HostTensor(ffrt::DType::f32, p.value.shape);
-      }
-      ffrt::adam_step(*ctx_, a, w, g, p.buf1.view(), p.buf2.view());
-    }
+    const bool momentum = opts_.optimizer == OptimizerKind::sgd && opts_.momentum != 0.f;
+    const bool adam = opts_.optimizer != OptimizerKind::sgd;
+    if ((momentum || adam) && p.buf1.bytes.empty()) p.buf1 = HostTensor(ffrt::DType::f32, p.value.shape);
+    if (adam && p.buf2.bytes.empty()) p.buf2 = HostTensor(ffrt::DType::f32, p.value.shape);
+    ffrt::View b1 = p.buf1.bytes.empty() ? ffrt::View{} : p.buf1.view();
+    ffrt::View b2 = p.buf2.bytes.empty() ? ffrt::View{} : p.buf2.view();
+    optimizer_step(*ctx_, opts_, optimizer_steps_, !p.has_history, p.value.view(), p.grad.view(),
+                   p.buf1.bytes.empty() ? nullptr : &b1, p.buf2.bytes.empty() ? nullptr : &b2);
     p.has_history = true;
   }
 }

@@ -85,11 +85,25 @@ class SerialTrainer {
   bool input_grads_ = false;
   std::vector<HostTensor> values_, grads_;
   std::vector<std::vector<HostTensor>> saved_;  ///< per op
+  std::vector<HostTensor> stats_;               ///< per op: batch-norm statistics
   std::vector<bool> needs_grad_;
   std::vector<ParamSlot> params_;
   std::vector<std::vector<int>> op_params_;  ///< per op: indices into params_
   int64_t optimizer_steps_ = 0;
 };
+
+/// Fills the whole-batch tensor of input op `input` for step `step`: from `source` when it supplies
+/// it, else synthetic data indexed by global sample (the same under every partition).
+void fill_input(ffrt::Context& ctx, const Graph& g, const Op& input, int64_t step, int64_t batch, uint64_t seed,
+                const InputSource& source, HostTensor& t);
+
+/// The initial values of a parameter block: `v` is a box of the parameter.
+void init_param_block(ffrt::Context& ctx, const ParamSpec& spec, const std::string& name, uint64_t seed,
+                      const ffrt::View& v);
+
+/// The optimizer step of one parameter block. `first` is true on the block's first step.
+void optimizer_step(ffrt::Context& ctx, const TrainOptions& opts, int64_t step_count, bool first, const ffrt::View& w,
+                    const ffrt::View& g, const ffrt::View* state1, const ffrt::View* state2);
 
 /// Synthetic labels or ids for an i64 input: the class count its consumers accept.
 int64_t synthetic_classes(const Graph& g, const Op& input);

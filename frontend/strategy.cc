@@ -4,6 +4,7 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 
@@ -163,6 +164,35 @@ OpConfig data_parallel_config(const Graph& g, const Op& op, int num_devices) {
     }
   for (int64_t i = 0; i < num_parts(c.degrees); ++i) c.devices.push_back(static_cast<int>(i));
   return c;
+}
+
+OpConfig random_config(const Graph& g, const Op& op, int devices, int64_t batch, std::mt19937_64& rng,
+                       int64_t max_parts) {
+  OpConfig c;
+  c.op = op.name;
+  std::vector<int64_t> extents = bind_shape(op_parallel_shape(g, op), batch);
+  std::vector<bool> split = op_splittable(g, op);
+  c.degrees.assign(extents.size(), 1);
+  int64_t parts = 1;
+  for (size_t d = 0; d < extents.size(); ++d) {
+    if (!split[d]) continue;
+    int64_t most = std::min<int64_t>({4, extents[d], max_parts / parts});
+    if (most <= 1) continue;
+    // Half the time leave the dim whole, so that many ops keep a simple layout.
+    if (std::uniform_int_distribution<int>(0, 1)(rng) == 0) continue;
+    c.degrees[d] = std::uniform_int_distribution<int64_t>(2, most)(rng);
+    parts *= c.degrees[d];
+  }
+  std::uniform_int_distribution<int> device(0, devices - 1);
+  for (int64_t i = 0; i < parts; ++i) c.devices.push_back(device(rng));
+  return c;
+}
+
+Strategy random_strategy(const Graph& g, int devices, int64_t batch, uint64_t seed, int64_t max_parts) {
+  std::mt19937_64 rng(seed);
+  Strategy s;
+  for (const Op& op : g.ops) s.ops.push_back(random_config(g, op, devices, batch, rng, max_parts));
+  return s;
 }
 
 ResolvedStrategy resolve_strategy(const Graph& g, const Strategy& s, int num_devices, std::optional<int64_t> batch) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,14 @@ struct ResolvedStrategy {
 /// The data-parallel config of an op: its batch dim split over all devices, other dims whole. (A
 /// batch smaller than the device count is reported by resolve_strategy.)
 OpConfig data_parallel_config(const Graph& g, const Op& op, int num_devices);
+
+/// A random valid config for an op: on each dim it may split, a degree drawn from 1..4 (at most the
+/// dim's extent, the batch's for N), at most `max_parts` parts in all; each part on a device drawn
+/// uniformly from 0..devices-1, repeats allowed. The same `rng` state gives the same config.
+OpConfig random_config(const Graph& g, const Op& op, int devices, int64_t batch, std::mt19937_64& rng,
+                       int64_t max_parts = 8);
+/// A random config for every op of a graph (a property test's strategy; a search's start).
+Strategy random_strategy(const Graph& g, int devices, int64_t batch, uint64_t seed, int64_t max_parts = 8);
 
 /// Checks a strategy against a model on `num_devices` devices and fills in data parallelism for the
 /// ops it leaves out. Every problem is reported, one line each naming the op: an unknown op, a wrong

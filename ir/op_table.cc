@@ -82,6 +82,36 @@ BoundOp bind_op(const Graph& g, const Op& op, int64_t batch) {
   return b;
 }
 
+Box op_output_box(const BoundOp& op, int j, const Box& part) {
+  if (op.op.info().output_box) return op.op.info().output_box(op, j, part);
+  return part;
+}
+
+std::vector<Box> op_saved_boxes(const BoundOp& op, const Box& part) {
+  if (!op.op.info().saved) return {};
+  return op.op.info().saved(op, part);
+}
+
+std::vector<int64_t> op_parallel_extents(const Graph& g, const Op& op, int64_t batch) {
+  return bind_shape(op_parallel_shape(g, op), batch);
+}
+
+std::vector<std::vector<int64_t>> op_saved_extents(const BoundOp& op) {
+  // The op's parallel shape bound: output 0's extents, or the input's for ops split like it.
+  const OpInfo& info = op.op.info();
+  if (!info.saved) return {};
+  FFC_CHECK(!info.parallel_shape);  // ops with saved state are split like their output
+  std::vector<std::vector<int64_t>> ext;
+  for (const Box& b : info.saved(op, Box::whole(op.out[0]))) {
+    std::vector<int64_t> e;
+    for (const Range& r : b.r) e.push_back(r.hi);
+    ext.push_back(std::move(e));
+  }
+  return ext;
+}
+
+Box op_stats_box(const Box& part) { return Box{{{0, 2}, part.r.at(1)}}; }
+
 std::vector<std::string> parallel_dim_names(int rank) {
   switch (rank) {
     case 0: return {};

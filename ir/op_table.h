@@ -101,6 +101,24 @@ struct OpInfo {
   /// The box of parameter `p` a part needs. Null: the whole parameter.
   Box (*param_box)(const BoundOp& op, int p, const Box& part) = nullptr;
 
+  /// The box of output `j` a part computes. Null: the part's box (output 0 is the parallel shape).
+  Box (*output_box)(const BoundOp& op, int j, const Box& part) = nullptr;
+
+  /// Whether each part's output is a partial sum to be reduced over the parts (the losses: a
+  /// part's loss is its samples' share of the mean).
+  bool partial_output = false;
+
+  /// The state a part's forward saves for its backward (statistics, pre-activations), as boxes of
+  /// tensors whose extents are those of the whole op's (the part = the whole parallel shape).
+  /// Null: none.
+  std::vector<Box> (*saved)(const BoundOp& op, const Box& part) = nullptr;
+
+  /// Whether the op's forward and backward each need a reduction across the parts that share a
+  /// block of its parameters between a statistics kernel and the rest (batch norm): the forward
+  /// runs `forward_stats`, the statistics are summed over those parts, then `forward`; the backward
+  /// likewise with `backward_stats`.
+  bool split_statistics = false;
+
   /// The gradient rule, used by autodiff: emits the backward ops of this op. Null: not
   /// differentiable (inputs, integer paths).
   void (*grad)(GradBuilder& b, const Op& op) = nullptr;
@@ -123,6 +141,17 @@ Shape op_parallel_shape(const Graph& g, const Op& op);
 std::vector<bool> op_splittable(const Graph& g, const Op& op);
 /// The op bound to a batch size.
 BoundOp bind_op(const Graph& g, const Op& op, int64_t batch);
+
+/// The box of output `j` a part computes (OpInfo::output_box).
+Box op_output_box(const BoundOp& op, int j, const Box& part);
+/// The saved state of a part (OpInfo::saved); the whole op's when `part` is its whole parallel box.
+std::vector<Box> op_saved_boxes(const BoundOp& op, const Box& part);
+/// The extents of the op's saved state tensors.
+std::vector<std::vector<int64_t>> op_saved_extents(const BoundOp& op);
+/// The batch-bound parallel shape of an op.
+std::vector<int64_t> op_parallel_extents(const Graph& g, const Op& op, int64_t batch);
+/// The statistics box of a split-statistics op's part: [2, channels of the part].
+Box op_stats_box(const Box& part);
 
 /// Conventional names of the dims of a parallel shape: `n c h w` for rank 4, `n s c` for 3,
 /// `n c` for 2, `n` for 1.

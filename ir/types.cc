@@ -11,6 +11,7 @@ std::string_view dtype_name(DType t) {
     case DType::bf16: return "bf16";
     case DType::f16: return "f16";
     case DType::i64: return "i64";
+    case DType::f64: return "f64";
   }
   return "?";
 }
@@ -26,7 +27,8 @@ int dtype_bytes(DType t) {
     case DType::f32: return 4;
     case DType::bf16:
     case DType::f16: return 2;
-    case DType::i64: return 8;
+    case DType::i64:
+    case DType::f64: return 8;
   }
   return 0;
 }

@@ -14,7 +14,8 @@
 namespace ffc {
 
 /// Element type of a tensor.
-enum class DType { f32, bf16, f16, i64 };
+/// f64 is internal: batch-norm statistics buffers of the Rank IR; models cannot declare it.
+enum class DType { f32, bf16, f16, i64, f64 };
 
 /// The textual name of a dtype (`f32`, `i64`, ...).
 std::string_view dtype_name(DType t);

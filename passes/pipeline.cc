@@ -17,15 +17,21 @@ const std::vector<GraphPass>& graph_passes() {
        [](Graph& g) { verify_graph(g); }},
       // Every later pass reads tensor types; recompute them from the ops themselves.
       {"shapes", "infer every tensor's type from its producer's table entry", infer_shapes},
-      // Later passes (DESIGN.md §1): autodiff, apply-strategy, partition, communicate, schedule,
-      // memory. They arrive with the middle end.
+      // The middle end follows (passes/parallel.h): it needs a strategy and a device count.
   };
   return passes;
+}
+
+const std::vector<std::string_view>& middle_end_passes() {
+  static const std::vector<std::string_view> names{"loss",      "autodiff",    "apply-strategy", "partition",
+                                                   "communicate", "schedule", "memory"};
+  return names;
 }
 
 void check_pipeline_options(const PipelineOptions& opts) {
   std::vector<std::string_view> names;
   for (const GraphPass& p : graph_passes()) names.push_back(p.name);
+  for (std::string_view p : middle_end_passes()) names.push_back(p);
   auto known = [&](std::string_view n) {
     for (std::string_view k : names)
       if (k == n) return true;
@@ -49,7 +55,7 @@ void run_graph_pipeline(Graph& g, const PipelineOptions& opts) {
     }
     if (opts.ir_out && (opts.print_after_all || opts.print_after.count(pass.name)))
       *opts.ir_out << fmt::format("# IR after {}\n", pass.name) << print_graph(g);
-    if (opts.stop_after == pass.name) break;
+    if (opts.stop_after == pass.name) break;  // a middle-end pass: the graph passes all run
   }
 }
 

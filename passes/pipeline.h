@@ -23,6 +23,9 @@ struct GraphPass {
 /// The Graph IR passes, in pipeline order.
 const std::vector<GraphPass>& graph_passes();
 
+/// The middle end's passes (passes/parallel.h), in pipeline order, after the Graph IR passes.
+const std::vector<std::string_view>& middle_end_passes();
+
 struct PipelineOptions {
   bool print_after_all = false;
   std::set<std::string, std::less<>> print_after;  ///< pass names

@@ -56,4 +56,11 @@ const std::vector<std::string_view>& activation_names() {
   return names;
 }
 
+bool saves_pre_activation(const Op& op) { return op.attr_str("activation") == "gelu"; }
+
+std::vector<Box> pre_activation_saved(const BoundOp& op, const Box& part) {
+  if (!saves_pre_activation(op.op)) return {};
+  return {part};
+}
+
 }  // namespace ffc::ops

@@ -37,6 +37,12 @@ Box same_box(const BoundOp& op, int i, const Box& part);
 std::vector<bool> all_but_last(const Op& op, std::span<const TensorType> in,
                                std::span<const TensorType> out);
 
+/// Whether an op's fused activation needs its input (the pre-activation) in the backward: gelu's
+/// derivative does; relu's, sigmoid's and tanh's come from the output.
+bool saves_pre_activation(const Op& op);
+/// Saved-state rule of ops with a fused activation: the part's pre-activation when it is needed.
+std::vector<Box> pre_activation_saved(const BoundOp& op, const Box& part);
+
 /// The activation names accepted by fused activations.
 const std::vector<std::string_view>& activation_names();
 

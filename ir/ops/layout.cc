@@ -197,6 +197,21 @@ std::vector<bool> split_splittable(const Op& op, std::span<const TensorType> in,
   return s;
 }
 
+// Output j of a split is the slice [offset_j, offset_j + sizes[j]) of the input along the axis, shifted
+// to start at 0: a part (a box of the input) computes the part of each slice it covers.
+Box split_output_box(const BoundOp& b, int j, const Box& part) {
+  const int axis = normalize_axis(b.op, b.op.attr_int("axis"), static_cast<int>(b.in[0].size()));
+  int64_t offset = 0;
+  for (int i = 0; i < j; ++i) offset += b.out[i][axis];
+  Box box = part;
+  Range r = part.r[axis];
+  int64_t lo = std::max(r.lo, offset), hi = std::min(r.hi, offset + b.out[j][axis]);
+  if (hi < lo) hi = lo;
+  box.r[axis] = {lo - offset, hi - offset};
+  if (box.r[axis].empty()) box.r[axis] = {0, 0};
+  return box;
+}
+
 }  // namespace
 
 const OpInfo& layout_flat() {
@@ -250,6 +265,7 @@ const OpInfo& layout_split() {
       .parallel_shape = input_shape,
       .splittable = split_splittable,
       .input_box = same_box,
+      .output_box = split_output_box,
   };
   return info;
 }

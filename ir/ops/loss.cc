@@ -29,6 +29,9 @@ std::vector<TensorType> mse_infer(const Op& op, std::span<const TensorType> in, 
 Shape labels_shape(const Op&, std::span<const TensorType> in, std::span<const TensorType>) { return in[1].shape; }
 Shape prediction_shape(const Op&, std::span<const TensorType> in, std::span<const TensorType>) { return in[0].shape; }
 
+// A part's loss is a partial sum: the box of the scalar.
+Box scalar_box(const BoundOp&, int, const Box&) { return Box{}; }
+
 Box sce_input_box(const BoundOp& b, int i, const Box& part) {
   if (i == 1) return part;
   Box box = part;
@@ -48,6 +51,8 @@ const OpInfo& loss_softmax_cross_entropy() {
       .infer = sce_infer,
       .parallel_shape = labels_shape,
       .input_box = sce_input_box,
+      .output_box = scalar_box,
+      .partial_output = true,
   };
   return info;
 }
@@ -62,6 +67,8 @@ const OpInfo& loss_mse_loss() {
       .infer = mse_infer,
       .parallel_shape = prediction_shape,
       .input_box = same_box,
+      .output_box = scalar_box,
+      .partial_output = true,
   };
   return info;
 }

@@ -266,6 +266,7 @@ const OpInfo& nn_conv2d() {
       .params = conv_params,
       .input_box = conv_input_box,
       .param_box = conv_param_box,
+      .saved = pre_activation_saved,
   };
   return info;
 }
@@ -283,6 +284,7 @@ const OpInfo& nn_pool2d() {
                 kActivation},
       .infer = pool_infer,
       .input_box = pool_input_box,
+      .saved = pre_activation_saved,
   };
   return info;
 }
@@ -296,6 +298,7 @@ const OpInfo& nn_linear() {
       .params = linear_params,
       .input_box = linear_input_box,
       .param_box = linear_param_box,
+      .saved = pre_activation_saved,
   };
   return info;
 }

@@ -34,6 +34,21 @@ std::vector<ParamSpec> batch_norm_params(const Op& op, std::span<const TensorTyp
 
 Box channel_param_box(const BoundOp&, int, const Box& part) { return Box{{part.r[1]}}; }
 
+// batch_norm saves the mean and inverse standard deviation of its channels, then the
+// pre-activation when its activation's backward needs it.
+std::vector<Box> batch_norm_saved(const BoundOp& op, const Box& part) {
+  std::vector<Box> s{Box{{part.r[1]}}, Box{{part.r[1]}}};
+  for (Box& b : pre_activation_saved(op, part)) s.push_back(std::move(b));
+  return s;
+}
+
+// layer_norm saves the mean and inverse standard deviation of each row (every dim but the last).
+std::vector<Box> layer_norm_saved(const BoundOp&, const Box& part) {
+  Box rows = part;
+  rows.r.pop_back();
+  return {rows, rows};
+}
+
 std::vector<TensorType> layer_norm_infer(const Op& op, std::span<const TensorType> in, std::span<const TensorType>) {
   expect_rank(op, in, 0, 1, 6);
   expect_float(op, in, 0);
@@ -75,6 +90,8 @@ const OpInfo& norm_batch_norm() {
       .params = batch_norm_params,
       .input_box = same_box,
       .param_box = channel_param_box,
+      .saved = batch_norm_saved,
+      .split_statistics = true,
   };
   return info;
 }
@@ -88,6 +105,7 @@ const OpInfo& norm_layer_norm() {
       .params = layer_norm_params,
       .splittable = all_but_last,
       .input_box = same_box,
+      .saved = layer_norm_saved,
   };
   return info;
 }

@@ -10,9 +10,11 @@
 
 #include "frontend/strategy.h"
 #include "ir/printer.h"
+#include "passes/parallel.h"
 #include "passes/pipeline.h"
 #include "tools/ffc/load.h"
 #include "tools/ffc/train_flags.h"
+#include "tools/ffc/verify_cmd.h"
 
 namespace ffc {
 namespace {
@@ -42,16 +44,35 @@ void add_batch(CLI::App* cmd, CommonFlags& f) {
   cmd->add_option("-b,--batch-size", f.batch, "global batch size")->check(CLI::PositiveNumber);
 }
 
-int cmd_print(const CommonFlags& f, PipelineOptions opts, bool rank_ir) {
-  if (rank_ir) {
-    std::fprintf(stderr, "ffc print: --rank-ir is not built yet (it comes with the middle end)\n");
-    return kExitNotBuilt;
-  }
+bool is_middle_end_pass(std::string_view name) {
+  for (std::string_view p : middle_end_passes())
+    if (p == name) return true;
+  return false;
+}
+
+int cmd_print(const CommonFlags& f, PipelineOptions opts, bool rank_ir, int rank_filter) {
   Graph g = load_model(f.model);
   opts.ir_out = &std::cout;
   opts.log = &std::cerr;
-  run_graph_pipeline(g, opts);
-  if (!opts.print_after_all && opts.print_after.empty()) std::cout << print_graph(g);
+  check_pipeline_options(opts);
+  // The middle end runs when asked for (a strategy, a device count, one of its passes, the Rank IR).
+  bool middle = rank_ir || !f.strategy.empty() || f.devices > 0 || is_middle_end_pass(opts.stop_after);
+  for (const std::string& p : opts.print_after) middle = middle || is_middle_end_pass(p);
+  PipelineOptions graph_opts = opts;
+  if (middle) graph_opts.stop_after.clear();
+  run_graph_pipeline(g, graph_opts);
+  if (!middle) {
+    if (!opts.print_after_all && opts.print_after.empty()) std::cout << print_graph(g);
+    return 0;
+  }
+  Strategy s;
+  if (!f.strategy.empty()) s = read_strategy_file(f.strategy);
+  ParallelOptions po;
+  po.devices = device_count(f.devices, f.strategy.empty() ? nullptr : &s);
+  po.batch = f.batch ? f.batch : 8;
+  po.pipeline = opts;
+  Compiled c = compile_parallel(std::move(g), s, po);
+  if (rank_ir && c.complete) std::cout << print_program(c.graph, c.program, rank_filter);
   return 0;
 }
 
@@ -91,7 +112,7 @@ int run(int argc, char** argv) {
   PipelineOptions popts;
   std::vector<std::string> print_after;
   bool rank_ir = false;
-  int steps = 2;
+  int rank_filter = -1;
 
   auto* print = app.add_subcommand("print", "print a model's Graph IR (the .ff form), after the passes");
   add_model(print, f);
@@ -100,6 +121,11 @@ int run(int argc, char** argv) {
   print->add_option("--stop-after", popts.stop_after, "stop after the named pass");
   print->add_flag("--time-passes", popts.time_passes, "report each pass's time on stderr");
   print->add_flag("--rank-ir", rank_ir, "print the per-rank programs (Rank IR)");
+  print->add_option("--rank", rank_filter, "with --rank-ir: print only this rank");
+  add_strategy(print, f);
+  add_devices(print, f);
+  print->add_option("-b,--batch-size", f.batch, "global batch size of the middle end (default 8)")
+      ->check(CLI::PositiveNumber);
 
   auto* strategy = app.add_subcommand("strategy", "show a model's parallelization strategy as a table; convert strategy files");
   add_model(strategy, f);
@@ -116,11 +142,8 @@ int run(int argc, char** argv) {
   compile->add_option("-o,--output", out_dir, "output directory");
 
   auto* verify = app.add_subcommand("verify", "emulate the partitioned program and compare it with the serial one");
-  add_model(verify, f);
-  add_strategy(verify, f);
-  add_devices(verify, f);
-  add_batch(verify, f);
-  verify->add_option("--steps", steps, "training steps to compare");
+  VerifyFlags vflags;
+  add_verify_flags(verify, vflags);
 
   auto* simulate = app.add_subcommand("simulate", "predict the iteration time of a strategy");
   add_model(simulate, f);
@@ -159,10 +182,10 @@ int run(int argc, char** argv) {
 
   try {
     for (const std::string& p : print_after) popts.print_after.insert(p);
-    if (print->parsed()) return cmd_print(f, popts, rank_ir);
+    if (print->parsed()) return cmd_print(f, popts, rank_ir, rank_filter);
     if (strategy->parsed()) return cmd_strategy(f, export_path);
     if (compile->parsed()) return not_built("compile", "code generation comes with the codegen work");
-    if (verify->parsed()) return not_built("verify", "equivalence checking comes with the middle end");
+    if (verify->parsed()) return cmd_verify(vflags);
     if (simulate->parsed()) return not_built("simulate", "the simulator comes with strategy search");
     if (search->parsed()) return not_built("search", "strategy search is not built");
     if (profile->parsed()) return not_built("profile", "cost measurement comes with strategy search");
