@@ -4,6 +4,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <map>
+#include <tuple>
+
 #include "ir/diag.h"
 #include "ir/graph.h"
 
@@ -189,6 +193,44 @@ void verify_program(const Program& p) {
         }
       }
     check_operand(r, r.loss, "the loss");
+  }
+  // Every phase matches across ranks: what rank a sends rank b, in order, is what b receives from a,
+  // in order (boxes and element types), and every member of a collective's group takes part in it
+  // with the same kind, in the same order.
+  struct Sent {
+    Box box;
+    DType dtype;
+    bool operator==(const Sent&) const = default;
+  };
+  std::map<std::tuple<int, int, int>, std::vector<Sent>> sends, recvs;   // (phase, from, to)
+  std::map<std::pair<int, int>, std::vector<std::vector<CommKind>>> colls;  // (phase, group) -> per member
+  for (const RankProgram& r : p.ranks)
+    for (const Instr& in : r.step) {
+      if (in.kind != InstrKind::comm) continue;
+      std::map<int, std::vector<CommKind>> mine;
+      for (const CommOp& c : in.comm) {
+        if (c.kind == CommKind::send)
+          sends[{in.phase, r.rank, c.peer}].push_back({c.src.box, r.buffers.at(c.src.buffer).dtype});
+        else if (c.kind == CommKind::recv)
+          recvs[{in.phase, c.peer, r.rank}].push_back({c.dst.box, r.buffers.at(c.dst.buffer).dtype});
+        else
+          mine[c.group].push_back(c.kind);
+      }
+      for (auto& [group, kinds] : mine) {
+        const auto& members = p.groups.at(group);
+        if (std::find(members.begin(), members.end(), r.rank) == members.end())
+          FFC_INTERNAL_ERROR("rank {} phase {}: a collective of group {}, which it is not in", r.rank, in.phase, group);
+        colls[{in.phase, group}].push_back(std::move(kinds));
+      }
+    }
+  if (sends != recvs) FFC_INTERNAL_ERROR("the sends and receives of some phase do not match");
+  for (const auto& [key, per_member] : colls) {
+    if (per_member.size() != p.groups.at(key.second).size())
+      FFC_INTERNAL_ERROR("phase {}: {} of the {} ranks of group {} take part in its collectives", key.first,
+                         per_member.size(), p.groups.at(key.second).size(), key.second);
+    for (const auto& kinds : per_member)
+      if (kinds != per_member.front())
+        FFC_INTERNAL_ERROR("phase {}: the members of group {} post different collectives", key.first, key.second);
   }
 }
 
