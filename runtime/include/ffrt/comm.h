@@ -1,0 +1,74 @@
+// Communication between the ranks of a job: point-to-point transfers of boxes and collectives over
+// device groups, issued one phase at a time (DESIGN.md §5).
+//
+// A generated program's `comm` instruction becomes one Phase: it posts the phase's sends and
+// receives and runs its collectives, then completes them all, so every rank issues its operations
+// of a phase as one group and ranks that meet the phases in the same order cannot deadlock. The cpu
+// backend implements it with MPI (one communicator per device group, created once); the cuda
+// backend will with NCCL.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ffrt/kernels.h"
+#include "ffrt/view.h"
+
+namespace ffrt {
+
+class Comm {
+ public:
+  /// Joins the job (MPI_Init when MPI is not initialized yet). Throws ffrt::Error on failure.
+  static std::unique_ptr<Comm> init(int* argc, char*** argv);
+  ~Comm();
+  Comm(const Comm&) = delete;
+  Comm& operator=(const Comm&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+  /// Creates the communicator of each group (sorted rank lists, in the program's order): a
+  /// collective call of every rank, once, before the first phase.
+  void create_groups(const std::vector<std::vector<int>>& groups);
+
+  /// Ends the job on every rank with a message (a rank that fails must not leave the others
+  /// waiting forever).
+  [[noreturn]] void abort(const std::string& message);
+
+  /// The operations of one phase. Views may be any boxes of buffers (they are packed and unpacked);
+  /// they must stay valid until run() returns.
+  class Phase {
+   public:
+    explicit Phase(Comm& comm, Context& ctx) : comm_(comm), ctx_(ctx) {}
+    /// Sends src's box to `peer`.
+    void send(const View& src, int peer);
+    /// Receives into dst's box from `peer` (what that peer sends in the same phase, in order).
+    void recv(const View& dst, int peer);
+    /// Sums `buf` in place over the members of group `group`.
+    void all_reduce(const View& buf, int group);
+    /// Each member's `src` lands in every member's `dst`: `pieces[i]` gives the box (only the box
+    /// is read) that member i, in group order, contributes; src holds exactly this member's.
+    void all_gather(const View& src, const View& dst, const std::vector<View>& pieces, int group);
+    /// `src` (equal boxes on every member) summed over the group; `dst` gets this member's piece.
+    void reduce_scatter(const View& src, const View& dst, int group);
+    /// Completes every operation posted.
+    void run();
+
+   private:
+    struct Op;
+    Comm& comm_;
+    Context& ctx_;
+    std::vector<std::shared_ptr<Op>> ops_;
+  };
+
+ private:
+  Comm() = default;
+  int rank_ = 0, size_ = 1;
+  bool owns_mpi_ = false;
+  struct Groups;
+  std::unique_ptr<Groups> groups_;
+};
+
+}  // namespace ffrt
