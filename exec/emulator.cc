@@ -70,6 +70,7 @@ struct Emulator::State {
 Emulator::Emulator(const Graph& g, const Program& p, const TrainOptions& opts)
     : g_(g), p_(p), opts_(opts), ctx_(ffrt::make_context({opts.threads, 0})), state_(std::make_unique<State>()) {
   FFC_CHECK(opts_.batch == p.batch);
+  descs_ = op_descs(g_);
   for (const Op& op : g_.ops) {
     BoundOp b = bind_op(g_, op, p.batch);
     state_->in_ext.push_back(b.in);
@@ -156,14 +157,13 @@ void Emulator::execute(int r, const Instr& in) {
     case InstrKind::forward_stats:
     case InstrKind::backward_stats:
     case InstrKind::backward: {
-      const OpKernels& k = op_kernels(g_.ops[in.op].kind);
-      auto* run = in.kind == InstrKind::forward         ? k.forward
-                  : in.kind == InstrKind::forward_stats  ? k.forward_stats
-                  : in.kind == InstrKind::backward_stats ? k.backward_stats
-                                                         : k.backward;
-      FFC_CHECK(run);
+      const ffrt::OpDesc& op = descs_.at(in.op);
+      auto* run = in.kind == InstrKind::forward         ? ffrt::op_forward
+                  : in.kind == InstrKind::forward_stats  ? ffrt::op_forward_stats
+                  : in.kind == InstrKind::backward_stats ? ffrt::op_backward_stats
+                                                         : ffrt::op_backward;
       OpViews v = kernel_views(r, in);
-      run(*ctx_, g_.ops[in.op], info, v);
+      run(*ctx_, op, info, v);
       break;
     }
     case InstrKind::update: {

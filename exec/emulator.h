@@ -63,6 +63,7 @@ class Emulator {
   Hook hook_;
   std::vector<std::unique_ptr<Rank>> ranks_;
   std::vector<HostTensor> inputs_;  ///< per op: the whole batch of an input op, this step
+  std::vector<ffrt::OpDesc> descs_;  ///< per op
   int64_t step_ = 0;
   int64_t optimizer_steps_ = 0;
   struct State;

@@ -45,6 +45,7 @@ SerialTrainer::SerialTrainer(const Graph& g, const TrainOptions& opts)
   grads_.resize(g_.tensors.size());
   saved_.resize(g_.ops.size());
   stats_.resize(g_.ops.size());
+  descs_ = op_descs(g_);
   op_params_.resize(g_.ops.size());
   for (size_t t = 0; t < g_.tensors.size(); ++t)
     values_[t] = HostTensor(rt_dtype(g_.type(t).dtype), bind_shape(g_.type(t).shape, opts_.batch));
@@ -152,7 +153,7 @@ float SerialTrainer::forward(int64_t step, bool training) {
   fill_inputs(step);
   for (size_t i = 0; i < g_.ops.size(); ++i) {
     OpViews v = views_for(static_cast<int>(i), false);
-    run_forward(*ctx_, g_.ops[i], info, v);
+    ffrt::op_run_forward(*ctx_, descs_[i], info, v);
   }
   return values_[g_.ops[loss_op_].outputs[0]].f32()[0];
 }
@@ -176,7 +177,7 @@ float SerialTrainer::forward_backward(int64_t step) {
     for (TensorId t : op.outputs) wanted = wanted || needs_grad_[t];
     if (!wanted || op.kind == OpKind::input) continue;
     OpViews v = views_for(i, true);
-    run_backward(*ctx_, op, info, v);
+    ffrt::op_run_backward(*ctx_, descs_[i], info, v);
   }
   return value;
 }

@@ -13,6 +13,7 @@
 #include "exec/host_tensor.h"
 #include "exec/op_kernels.h"
 #include "ir/graph.h"
+#include "ir/op_table.h"
 
 namespace ffc {
 
@@ -86,6 +87,7 @@ class SerialTrainer {
   std::vector<HostTensor> values_, grads_;
   std::vector<std::vector<HostTensor>> saved_;  ///< per op
   std::vector<HostTensor> stats_;               ///< per op: batch-norm statistics
+  std::vector<ffrt::OpDesc> descs_;             ///< per op
   std::vector<bool> needs_grad_;
   std::vector<ParamSlot> params_;
   std::vector<std::vector<int>> op_params_;  ///< per op: indices into params_

@@ -1,8 +1,9 @@
 // The op table: everything ffc knows about an op kind, in one entry.
 //
-// Adding an op means adding one line to FFC_OPS and one OpInfo in the family file under ir/ops/:
-// its operands, attributes, shape inference, verifier, parameters, splittable dims, input-box rule
-// and gradient rule. Passes ask the table; they do not switch on op kinds.
+// Adding an op means adding one line to FFRT_OPS (ffrt/op_list.h), one OpInfo in the family file
+// under ir/ops/ (its operands, attributes, shape inference, verifier, parameters, splittable dims,
+// box rules and saved state) and its kernels to the runtime (ffrt/ops.h). Passes ask the table; they
+// do not switch on op kinds.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ffrt/op_list.h"
 #include "ir/attr.h"
 #include "ir/box.h"
 #include "ir/graph.h"
@@ -18,18 +20,9 @@
 
 namespace ffc {
 
-// X(identifier, family): every op kind, in the order ffc documents them.
-#define FFC_OPS(X)                                                                     \
-  X(input, io)                                                                         \
-  X(conv2d, nn) X(pool2d, nn) X(linear, nn) X(matmul, nn) X(embedding, nn)             \
-  X(relu, elementwise) X(sigmoid, elementwise) X(tanh, elementwise) X(gelu, elementwise) \
-  X(clip, elementwise)                                                                 \
-  X(add, elementwise) X(sub, elementwise) X(mul, elementwise) X(scale, elementwise)    \
-  X(dropout, elementwise)                                                              \
-  X(batch_norm, norm) X(layer_norm, norm) X(softmax, norm) X(log_softmax, norm)        \
-  X(flat, layout) X(reshape, layout) X(transpose, layout) X(concat, layout)            \
-  X(split, layout)                                                                     \
-  X(softmax_cross_entropy, loss) X(mse_loss, loss)
+// X(identifier, family): every op kind, in the order ffc documents them (the list the runtime's
+// kernels dispatch on too).
+#define FFC_OPS(X) FFRT_OPS(X)
 
 enum class OpKind : int {
 #define FFC_OP_ENUM(id, family) id,

@@ -1,6 +1,6 @@
 // Autodiff: which tensors need gradients, and the order of the backward pass.
 //
-// The backward of an op is its table entry's adjoint (exec/op_kernels.h's backward, or the
+// The backward of an op is its table entry's adjoint (ffrt/ops.h's op_backward, or the
 // backward_stats + backward pair of a split-statistics op): it reads the op's inputs, outputs and
 // saved state and the gradients of its outputs, and adds into the gradients of its inputs and
 // parameters. So the backward of a part runs where the part ran and is partitioned like it, as in
