@@ -12,6 +12,7 @@
 #include "ir/printer.h"
 #include "passes/parallel.h"
 #include "passes/pipeline.h"
+#include "tools/ffc/compile_cmd.h"
 #include "tools/ffc/load.h"
 #include "tools/ffc/train_flags.h"
 #include "tools/ffc/verify_cmd.h"
@@ -135,11 +136,8 @@ int run(int argc, char** argv) {
   strategy->add_option("--export", export_path, "write the full strategy (every op) to FILE: .pb binary, .pbtxt text");
 
   auto* compile = app.add_subcommand("compile", "emit the per-rank C++ project for a model and strategy");
-  add_model(compile, f);
-  add_strategy(compile, f);
-  add_devices(compile, f);
-  add_batch(compile, f);
-  compile->add_option("-o,--output", out_dir, "output directory");
+  CompileFlags cflags;
+  add_compile_flags(compile, cflags);
 
   auto* verify = app.add_subcommand("verify", "emulate the partitioned program and compare it with the serial one");
   VerifyFlags vflags;
@@ -184,7 +182,7 @@ int run(int argc, char** argv) {
     for (const std::string& p : print_after) popts.print_after.insert(p);
     if (print->parsed()) return cmd_print(f, popts, rank_ir, rank_filter);
     if (strategy->parsed()) return cmd_strategy(f, export_path);
-    if (compile->parsed()) return not_built("compile", "code generation comes with the codegen work");
+    if (compile->parsed()) return cmd_compile(cflags);
     if (verify->parsed()) return cmd_verify(vflags);
     if (simulate->parsed()) return not_built("simulate", "the simulator comes with strategy search");
     if (search->parsed()) return not_built("search", "strategy search is not built");

@@ -1,0 +1,231 @@
+// The driver of emitted programs (include/ffrt/program.h).
+#include "ffrt/program.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "ffrt/npy.h"
+#include "ffrt/philox.h"
+#include "ffrt/safetensors.h"
+
+namespace ffrt {
+
+namespace {
+
+View make(void* base, const Buf& b, const int64_t* lo, const int64_t* size) {
+  View v;
+  v.dtype = b.dtype;
+  v.rank = b.rank;
+  int64_t stride = 1, offset = 0;
+  for (int d = b.rank - 1; d >= 0; --d) {
+    v.stride[d] = stride;
+    v.full[d] = b.full[d];
+    v.lo[d] = lo[d];
+    v.size[d] = size[d];
+    offset += (lo[d] - b.lo[d]) * stride;
+    stride *= b.size[d];
+  }
+  v.data = static_cast<std::byte*>(base) + b.offset + offset * dtype_size(b.dtype);
+  return v;
+}
+
+}  // namespace
+
+Runner::Runner(const ModelInfo& m, Comm& comm, const RunOptions& opts)
+    : m_(m), comm_(comm), opts_(opts), ctx_(make_context({opts.threads, 0})) {
+  const ModelInfo::Rank& r = m_.rank_programs.at(comm_.rank());
+  persistent_ = std::make_unique<std::byte[]>(static_cast<size_t>(r.persistent_bytes) + 1);
+  arena_ = std::make_unique<std::byte[]>(static_cast<size_t>(r.arena_bytes) + 1);
+  info_.seed = opts.seed;
+}
+
+Runner::~Runner() = default;
+
+View Runner::whole(const Buf& b) const {
+  return make(b.persistent ? persistent_.get() : arena_.get(), b, b.lo, b.size);
+}
+
+View Runner::view(const Buf& b, std::initializer_list<int64_t> lo, std::initializer_list<int64_t> size) const {
+  if (static_cast<int>(lo.size()) != b.rank || static_cast<int>(size.size()) != b.rank)
+    throw Error("program: a view of the wrong rank");
+  return make(b.persistent ? persistent_.get() : arena_.get(), b, lo.begin(), size.begin());
+}
+
+View Runner::absent(DType dtype, std::initializer_list<int64_t> full, std::initializer_list<int64_t> lo,
+                    std::initializer_list<int64_t> size) {
+  View v = make_view(nullptr, dtype, static_cast<int>(full.size()), full.begin(), lo.begin(), size.begin());
+  v.data = nullptr;
+  return v;
+}
+
+void Runner::init_param(int param, const View& v) {
+  const ParamEntry& p = m_.params.at(param);
+  ffrt::init_param(*ctx_, p.init, p.fan_in, key_of(p.name.c_str(), opts_.seed), v);
+}
+
+void Runner::load_input(int input, const View& v) {
+  // Synthetic sample s of the stream is the same whatever the split: its global index is
+  // step * batch + s, as in ffc's executors.
+  const InputEntry& in = m_.inputs.at(input);
+  View shifted = v;
+  if (shifted.rank > 0) {
+    shifted.lo[0] += info_.step * m_.batch;
+    shifted.full[0] += info_.step * m_.batch;
+  }
+  fill_synthetic(*ctx_, key_of(in.name.c_str(), opts_.seed), in.dtype == DType::i64 ? in.classes : 0, shifted);
+}
+
+void Runner::update(int param, const View& w, const View& g, const View* state1, const View* state2) {
+  (void)param;
+  if (!opts_.adam) {
+    SgdAttrs a;
+    a.lr = opts_.lr;
+    a.momentum = opts_.momentum;
+    a.weight_decay = opts_.weight_decay;
+    if (a.momentum != 0.f && !state1) throw Error("program: momentum needs a state buffer the plan did not make");
+    sgd_step(*ctx_, a, w, g, a.momentum != 0.f ? state1 : nullptr, updates_ == 1);
+    return;
+  }
+  if (!state1 || !state2) throw Error("program: Adam needs two state buffers the plan did not make");
+  AdamAttrs a;
+  a.lr = opts_.lr;
+  a.weight_decay = opts_.weight_decay;
+  a.step = updates_;
+  adam_step(*ctx_, a, w, g, *state1, *state2);
+}
+
+float Runner::run() {
+  const ModelInfo::Rank& r = m_.rank_programs.at(comm_.rank());
+  r.setup(*this);
+  const auto start = std::chrono::steady_clock::now();
+  std::FILE* log = nullptr;
+  if (!opts_.log_json.empty() && comm_.rank() == 0) {
+    log = std::fopen(opts_.log_json.c_str(), "w");
+    if (!log) throw Error("cannot write " + opts_.log_json);
+  }
+  float loss = 0;
+  for (int64_t k = 0; k < opts_.iterations; ++k) {
+    info_.step = k;
+    ++updates_;
+    r.step(*this);
+    loss = whole(*r.loss).f32()[0];
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double rate = static_cast<double>((k + 1) * m_.batch) / s;
+    if (comm_.rank() == 0) {
+      if ((k + 1) % opts_.print_freq == 0 || k + 1 == opts_.iterations) {
+        const double eta = s / static_cast<double>(k + 1) * static_cast<double>(opts_.iterations - k - 1);
+        std::printf("iter %lld/%lld loss %.6f (%.1f samples/s, ETA %.1f s)\n", static_cast<long long>(k + 1),
+                    static_cast<long long>(opts_.iterations), loss, rate, eta);
+        std::fflush(stdout);
+      }
+      if (log)
+        std::fprintf(log, "{\"iter\": %lld, \"loss\": %.9g, \"samples_per_s\": %.6g, \"time_s\": %.6g}\n",
+                     static_cast<long long>(k + 1), loss, rate, s);
+    }
+    if (!std::isfinite(loss)) throw Error("iteration " + std::to_string(k + 1) + ": the loss is not finite");
+  }
+  if (log) std::fclose(log);
+  if (!opts_.save.empty()) save_checkpoint();
+  return loss;
+}
+
+// Every rank adds the blocks it owns (the first replica of each) into whole tensors, the sum over
+// all ranks is the model, and rank 0 writes it (atomically: safetensors' writer renames into place).
+void Runner::save_checkpoint() {
+  std::map<std::string, HostArray> tensors;
+  const int all = static_cast<int>(m_.groups.size());  // run_main adds the group of every rank last
+  for (const ParamEntry& p : m_.params) {
+    HostArray whole_tensor(DType::f32, p.shape);
+    std::set<std::vector<int64_t>> seen;
+    for (const ParamEntry::Block& b : p.blocks) {
+      std::vector<int64_t> key(b.buf->lo, b.buf->lo + b.buf->rank);
+      key.insert(key.end(), b.buf->size, b.buf->size + b.buf->rank);
+      if (!seen.insert(key).second || b.rank != comm_.rank()) continue;
+      copy_box(*ctx_, whole(*b.buf), whole_tensor.view(), false);
+    }
+    Comm::Phase ph(comm_, *ctx_);
+    ph.all_reduce(whole_tensor.view(), all);
+    ph.run();
+    tensors.emplace(p.name, std::move(whole_tensor));
+  }
+  if (comm_.rank() == 0) {
+    write_safetensors(opts_.save, tensors, {{"model", m_.name}, {"written_by", "ffc-generated program"}});
+    std::printf("wrote %s\n", opts_.save.c_str());
+  }
+}
+
+namespace {
+
+[[noreturn]] void usage_error(Comm& comm, const std::string& message) {
+  if (comm.rank() == 0) std::fprintf(stderr, "error: %s\n", message.c_str());
+  comm.abort(message);
+}
+
+}  // namespace
+
+int run_main(int argc, char** argv, const ModelInfo& m) {
+  std::unique_ptr<Comm> comm = Comm::init(&argc, &argv);
+  RunOptions o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage_error(*comm, a + " needs a value");
+      return argv[++i];
+    };
+    try {
+      if (a == "--iterations") o.iterations = std::stoll(value());
+      else if (a == "-b" || a == "--batch-size") {
+        const int64_t b = std::stoll(value());
+        if (b != m.batch)
+          usage_error(*comm, "this program was compiled for a global batch of " + std::to_string(m.batch) +
+                                 "; recompile with ffc compile -b " + std::to_string(b));
+      } else if (a == "--lr") o.lr = std::stof(value());
+      else if (a == "--wd") o.weight_decay = std::stof(value());
+      else if (a == "--momentum") o.momentum = std::stof(value());
+      else if (a == "--optimizer") {
+        const std::string v = value();
+        if (v != "sgd" && v != "adam") usage_error(*comm, "--optimizer takes sgd or adam, not " + v);
+        o.adam = v == "adam";
+      } else if (a == "--seed") o.seed = std::stoull(value());
+      else if (a == "-p" || a == "--print-freq") o.print_freq = std::max<int64_t>(1, std::stoll(value()));
+      else if (a == "--threads") o.threads = std::stoi(value());
+      else if (a == "--save") o.save = value();
+      else if (a == "--log-json") o.log_json = value();
+      else usage_error(*comm, "unknown flag " + a);
+    } catch (const std::logic_error&) {
+      usage_error(*comm, "a bad number after " + a);
+    }
+  }
+  if (comm->size() != m.ranks)
+    usage_error(*comm, m.name + " was compiled for " + std::to_string(m.ranks) + " ranks; run it with mpirun -np " +
+                           std::to_string(m.ranks) + " (this job has " + std::to_string(comm->size()) + ")");
+  try {
+    std::vector<std::vector<int>> groups = m.groups;
+    std::vector<int> all(m.ranks);
+    for (int r = 0; r < m.ranks; ++r) all[r] = r;
+    groups.push_back(all);
+    comm->create_groups(groups);
+    if (comm->rank() == 0) {
+      std::printf("%s on %d rank%s, global batch %lld\n%s", m.name.c_str(), m.ranks, m.ranks == 1 ? "" : "s",
+                  static_cast<long long>(m.batch), m.strategy.c_str());
+      for (int r = 0; r < m.ranks; ++r)
+        std::printf("rank %d: planned memory %.2f MiB (persistent %.2f, arena %.2f)\n", r,
+                    static_cast<double>(m.rank_programs[r].persistent_bytes + m.rank_programs[r].arena_bytes) / (1 << 20),
+                    static_cast<double>(m.rank_programs[r].persistent_bytes) / (1 << 20),
+                    static_cast<double>(m.rank_programs[r].arena_bytes) / (1 << 20));
+      std::fflush(stdout);
+    }
+    Runner runner(m, *comm, o);
+    runner.run();
+  } catch (const Error& e) {
+    comm->abort(e.what());
+  }
+  return 0;
+}
+
+}  // namespace ffrt

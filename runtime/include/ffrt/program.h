@@ -1,0 +1,127 @@
+// The driver of a program ffc emits: what the generated code describes (buffers, parameters,
+// inputs, each rank's set-up and step) and the loop that runs it under mpirun.
+//
+// Generated code (ffc compile) declares every buffer of a rank as a `Buf` at the offset the memory
+// plan gave it, and each rank's set-up and step as straight-line calls: op kernels (ffrt/ops.h),
+// local copies and fills (ffrt/kernels.h), communication phases (ffrt/comm.h), and the Runner's
+// helpers for what needs the model's tables (parameter initialization, input data, optimizer steps).
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ffrt/comm.h"
+#include "ffrt/kernels.h"
+#include "ffrt/ops.h"
+#include "ffrt/view.h"
+
+namespace ffrt {
+
+/// A buffer of a rank: a box of a global tensor, dense row-major, at `offset` bytes into the rank's
+/// persistent region or its arena.
+struct Buf {
+  int64_t offset = 0;
+  bool persistent = false;
+  DType dtype = DType::f32;
+  int rank = 0;
+  int64_t full[kMaxRank] = {};
+  int64_t lo[kMaxRank] = {};
+  int64_t size[kMaxRank] = {};
+};
+
+/// A parameter (or state tensor) of the model and its blocks on the ranks.
+struct ParamEntry {
+  std::string name;  ///< its checkpoint name
+  Init init = Init::zeros;
+  int64_t fan_in = 1;
+  bool trainable = true;
+  std::vector<int64_t> shape;
+  struct Block {
+    int rank;
+    const Buf* buf;
+  };
+  std::vector<Block> blocks;  ///< every replica of every block
+};
+
+/// An input op: synthetic data is drawn from (its name, the seed, global element indices).
+struct InputEntry {
+  std::string name;
+  DType dtype = DType::f32;
+  std::vector<int64_t> shape;  ///< the whole batch
+  int64_t classes = 0;         ///< i64 inputs: labels or ids in [0, classes)
+};
+
+class Runner;
+
+/// Everything generated code tells the driver about the model.
+struct ModelInfo {
+  std::string name;
+  std::string strategy;  ///< the strategy table, printed at start
+  int ranks = 1;
+  int64_t batch = 0;
+  std::vector<std::vector<int>> groups;
+  std::vector<ParamEntry> params;
+  std::vector<InputEntry> inputs;
+  struct Rank {
+    int64_t persistent_bytes = 0, arena_bytes = 0;
+    void (*setup)(Runner&) = nullptr;
+    void (*step)(Runner&) = nullptr;
+    const Buf* loss = nullptr;  ///< where the whole loss is after a step
+  };
+  std::vector<Rank> rank_programs;
+};
+
+struct RunOptions {
+  int64_t iterations = 10;
+  float lr = 0.01f, momentum = 0.f, weight_decay = 0.f;
+  bool adam = false;
+  uint64_t seed = 0;
+  int64_t print_freq = 1;
+  int threads = 0;
+  std::string save, log_json;
+};
+
+/// What generated code calls while a rank runs.
+class Runner {
+ public:
+  Runner(const ModelInfo& m, Comm& comm, const RunOptions& opts);
+  ~Runner();
+
+  Context& ctx() { return *ctx_; }
+  Comm& comm() { return comm_; }
+  const StepInfo& info() const { return info_; }
+
+  /// The whole buffer, or a box of it.
+  View whole(const Buf& b) const;
+  View view(const Buf& b, std::initializer_list<int64_t> lo, std::initializer_list<int64_t> size) const;
+  /// An operand a part does not need: a box with no data.
+  static View absent(DType dtype, std::initializer_list<int64_t> full, std::initializer_list<int64_t> lo,
+                     std::initializer_list<int64_t> size);
+
+  void init_param(int param, const View& v);
+  /// The box of input `input` for this iteration.
+  void load_input(int input, const View& v);
+  /// The optimizer step of one block of parameter `param` (state1/state2 nullable).
+  void update(int param, const View& w, const View& g, const View* state1, const View* state2);
+
+  /// Runs set-up, then the iterations; returns the last loss.
+  float run();
+
+ private:
+  void save_checkpoint();
+  const ModelInfo& m_;
+  Comm& comm_;
+  RunOptions opts_;
+  std::unique_ptr<Context, void (*)(Context*)> ctx_;
+  std::unique_ptr<std::byte[]> persistent_, arena_;
+  StepInfo info_;
+  int64_t updates_ = 0;
+};
+
+/// The emitted program's main: flags, checks, the run, the checkpoint. Returns the exit code.
+int run_main(int argc, char** argv, const ModelInfo& m);
+
+}  // namespace ffrt

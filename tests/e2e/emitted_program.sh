@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The user path: ffc compile -> build the generated project -> mpirun the program. Its losses must
+# match the partitioned run ffc verify emulates (--no-resync: the same program, differences
+# compounding as they do on real ranks) and the serial run within 1e-4, and its checkpoint the
+# weights ffc verify saves. Compiling twice must give byte-identical files.
+# usage: emitted_program.sh FFC WORKDIR MODEL STRATEGY RANKS BATCH ITERATIONS
+set -euo pipefail
+ffc=$1 work=$2 model=$3 strategy=$4 ranks=$5 batch=$6 iters=$7
+name=$(basename "$model" .ff)
+rm -rf "$work" && mkdir -p "$work"
+sflag=()
+if [ "$strategy" != "-" ]; then sflag=(-s "$strategy"); fi
+
+"$ffc" compile "$model" "${sflag[@]}" -g "$ranks" -b "$batch" -o "$work/src" --optimizer momentum
+"$ffc" compile "$model" "${sflag[@]}" -g "$ranks" -b "$batch" -o "$work/again" --optimizer momentum > /dev/null
+diff -r "$work/src" "$work/again" > /dev/null || { echo "emitted_program: compiling twice gave different files" >&2; exit 1; }
+grep -q "Do not edit" "$work/src/rank_0.cc"
+
+cmake -S "$work/src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release > "$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; exit 1; }
+cmake --build "$work/build" -j 2 > "$work/build.log" 2>&1 || { tail -50 "$work/build.log"; exit 1; }
+
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=passive
+mpirun -np "$ranks" --oversubscribe "$work/build/$name" --iterations "$iters" --lr 0.05 --momentum 0.9 \
+  --save "$work/program.safetensors" --log-json "$work/log.json" | tee "$work/run.log"
+"$ffc" verify "$model" "${sflag[@]}" -g "$ranks" -b "$batch" --steps "$iters" --lr 0.05 --momentum 0.9 --no-resync \
+  --save "$work/verify.safetensors" | tee "$work/verify.log"
+
+# A wrong rank count is a clear error before any work.
+if mpirun -np $((ranks + 1)) --oversubscribe "$work/build/$name" > "$work/wrong.log" 2>&1; then
+  echo "emitted_program: a run with the wrong rank count succeeded" >&2; exit 1
+fi
+grep -q "was compiled for $ranks ranks" "$work/wrong.log"
+
+/usr/bin/python3 - "$work" <<'PY'
+import json, struct, sys
+import numpy as np
+work = sys.argv[1]
+
+def tensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        a, b = v["data_offsets"]
+        out[k] = np.frombuffer(data[a:b], dtype=np.float32).reshape(v["shape"])
+    return out
+
+program = [json.loads(l)["loss"] for l in open(f"{work}/log.json")]
+serial, partitioned = [], []
+for line in open(f"{work}/verify.log"):
+    if line.startswith("step "):
+        w = line.split()
+        serial.append(float(w[4])), partitioned.append(float(w[6]))
+assert len(program) == len(partitioned), (program, partitioned)
+bad = []
+for k, (p, e, s) in enumerate(zip(program, partitioned, serial)):
+    if abs(p - e) > 1e-4 * max(1, abs(e)) or abs(p - s) > 1e-4 * max(1, abs(s)):
+        bad.append(f"iteration {k + 1}: program {p} emulated {e} serial {s}")
+got, want = tensors(f"{work}/program.safetensors"), tensors(f"{work}/verify.safetensors")
+assert got.keys() == want.keys(), (sorted(got), sorted(want))
+for k in want:
+    scale = max(1e-3, float(np.abs(want[k]).max()))
+    err = float(np.abs(got[k] - want[k]).max())
+    if err > 1e-4 * scale:
+        bad.append(f"{k}: max difference {err:.3g} (scale {scale:.3g})")
+for b in bad:
+    print("emitted_program:", b, file=sys.stderr)
+print(f"emitted_program: {len(program)} iterations, {len(want)} tensors: {'FAIL' if bad else 'match'}")
+sys.exit(1 if bad else 0)
+PY
