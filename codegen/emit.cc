@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 
+#include "exec/data_source.h"
 #include "exec/op_kernels.h"
 #include "exec/serial.h"
 #include "ir/op_table.h"
@@ -284,10 +285,18 @@ std::map<std::string, std::string> emit_project(const Graph& g, const Program& p
     m += fmt::format("  m.params.push_back({{\"{}\", {}, {}, {}, {}, {{{}}}}});\n", pi.name, init_expr(spec.init),
                      spec.fan_in, pi.trainable ? "true" : "false", ints(pi.shape), fmt::join(blocks, ", "));
   }
+  // What a data set feeds (a model with several sample inputs takes synthetic data only).
+  DataInputs fed;
+  try {
+    fed = find_data_inputs(g);
+  } catch (const UserError&) {
+  }
   for (int op : inputs) {
     const TensorType& t = g.type(g.ops[op].outputs[0]);
-    m += fmt::format("  m.inputs.push_back({{\"{}\", {}, {}, {}}});\n", g.ops[op].name, dtype_expr(t.dtype),
-                     ints(bind_shape(t.shape, p.batch)), t.dtype == DType::i64 ? synthetic_classes(g, g.ops[op]) : 0);
+    const char* role = op == fed.data ? "samples" : op == fed.labels ? "labels" : "other";
+    m += fmt::format("  m.inputs.push_back({{\"{}\", {}, {}, {}, ffrt::InputEntry::{}}});\n", g.ops[op].name,
+                     dtype_expr(t.dtype), ints(bind_shape(t.shape, p.batch)),
+                     t.dtype == DType::i64 ? synthetic_classes(g, g.ops[op]) : 0, role);
   }
   for (const RankProgram& r : p.ranks) {
     FFC_CHECK(r.loss.present() && r.loss.box == r.buffers[r.loss.buffer].box);

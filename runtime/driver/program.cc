@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 
+#include "ffrt/dataset.h"
 #include "ffrt/npy.h"
 #include "ffrt/philox.h"
 #include "ffrt/safetensors.h"
@@ -42,6 +43,21 @@ Runner::Runner(const ModelInfo& m, Comm& comm, const RunOptions& opts)
   persistent_ = std::make_unique<std::byte[]>(static_cast<size_t>(r.persistent_bytes) + 1);
   arena_ = std::make_unique<std::byte[]>(static_cast<size_t>(r.arena_bytes) + 1);
   info_.seed = opts.seed;
+  if (!opts_.dataset.empty()) {
+    data_ = std::make_unique<Dataset>(Dataset::open(opts_.dataset, Split::train));
+    for (const InputEntry& in : m_.inputs) {
+      if (in.role == InputEntry::other) continue;
+      const bool samples = in.role == InputEntry::samples;
+      const std::vector<int64_t> want(in.shape.begin() + 1, in.shape.end());
+      const std::vector<int64_t>& have = samples ? data_->input_shape() : data_->label_shape();
+      const DType have_type = samples ? data_->input_dtype() : data_->label_dtype();
+      if (have != want || have_type != in.dtype)
+        throw Error(opts_.dataset + ": the data set's " + (samples ? "inputs" : "labels") + " are " +
+                    dtype_name(have_type) + " " + shape_str(have) + " per sample, but input '" + in.name + "' takes " +
+                    dtype_name(in.dtype) + " " + shape_str(want));
+    }
+    if (opts_.epochs > 0) opts_.iterations = opts_.epochs * ((data_->size() + m_.batch - 1) / m_.batch);
+  }
 }
 
 Runner::~Runner() = default;
@@ -72,6 +88,18 @@ void Runner::load_input(int input, const View& v) {
   // Synthetic sample s of the stream is the same whatever the split: its global index is
   // step * batch + s, as in ffc's executors.
   const InputEntry& in = m_.inputs.at(input);
+  if (data_ && in.role != InputEntry::other && v.rank > 0) {
+    // The samples of this box's rows (every element of them), then the box.
+    std::vector<int64_t> rows(v.full, v.full + v.rank), lo(v.rank, 0);
+    rows[0] = v.size[0];
+    lo[0] = v.lo[0];
+    HostArray part(in.dtype, rows);
+    const bool samples = in.role == InputEntry::samples;
+    data_->batch(info_.step, m_.batch, v.lo[0], v.lo[0] + v.size[0], samples ? part.bytes.data() : nullptr,
+                 samples ? nullptr : part.bytes.data());
+    copy_box(*ctx_, make_view(part.bytes.data(), in.dtype, v.rank, v.full, lo.data(), rows.data()), v, false);
+    return;
+  }
   View shifted = v;
   if (shifted.rank > 0) {
     shifted.lo[0] += info_.step * m_.batch;
@@ -102,6 +130,7 @@ void Runner::update(int param, const View& w, const View& g, const View* state1,
 float Runner::run() {
   const ModelInfo::Rank& r = m_.rank_programs.at(comm_.rank());
   r.setup(*this);
+  if (!opts_.load.empty()) load_checkpoint();
   const auto start = std::chrono::steady_clock::now();
   std::FILE* log = nullptr;
   if (!opts_.log_json.empty() && comm_.rank() == 0) {
@@ -159,6 +188,26 @@ void Runner::save_checkpoint() {
   }
 }
 
+// Every rank reads the whole tensors and copies its blocks out of them.
+void Runner::load_checkpoint() {
+  SafetensorsReader file(opts_.load);
+  for (const ParamEntry& p : m_.params) {
+    if (!file.contains(p.name)) throw Error(opts_.load + ": no tensor '" + p.name + "' in the checkpoint");
+    const auto& e = file.entry(p.name);
+    if (e.dtype != DType::f32 || e.shape != p.shape)
+      throw Error(opts_.load + ": tensor '" + p.name + "' is " + dtype_name(e.dtype) + " " + shape_str(e.shape) +
+                  ", the model's is f32 " + shape_str(p.shape));
+    HostArray whole_tensor(DType::f32, p.shape);
+    file.read(p.name, whole_tensor.bytes.data());
+    for (const ParamEntry::Block& b : p.blocks)
+      if (b.rank == comm_.rank()) copy_box(*ctx_, whole_tensor.view(), whole(*b.buf), false);
+  }
+  std::set<std::string> names;
+  for (const ParamEntry& p : m_.params) names.insert(p.name);
+  for (const auto& [name, entry] : file.entries())
+    if (!names.count(name)) throw Error(opts_.load + ": the checkpoint has a tensor the model does not: " + name);
+}
+
 namespace {
 
 [[noreturn]] void usage_error(Comm& comm, const std::string& message) {
@@ -179,6 +228,9 @@ int run_main(int argc, char** argv, const ModelInfo& m) {
     };
     try {
       if (a == "--iterations") o.iterations = std::stoll(value());
+      else if (a == "-e" || a == "--epochs") o.epochs = std::stoll(value());
+      else if (a == "-d" || a == "--dataset") o.dataset = value();
+      else if (a == "--load") o.load = value();
       else if (a == "-b" || a == "--batch-size") {
         const int64_t b = std::stoll(value());
         if (b != m.batch)
@@ -201,6 +253,7 @@ int run_main(int argc, char** argv, const ModelInfo& m) {
       usage_error(*comm, "a bad number after " + a);
     }
   }
+  if (o.epochs > 0 && o.dataset.empty()) usage_error(*comm, "--epochs needs a data set (-d)");
   if (comm->size() != m.ranks)
     usage_error(*comm, m.name + " was compiled for " + std::to_string(m.ranks) + " ranks; run it with mpirun -np " +
                            std::to_string(m.ranks) + " (this job has " + std::to_string(comm->size()) + ")");

@@ -2,10 +2,12 @@
 # The user path: ffc compile -> build the generated project -> mpirun the program. Its losses must
 # match the partitioned run ffc verify emulates (--no-resync: the same program, differences
 # compounding as they do on real ranks) and the serial run within 1e-4, and its checkpoint the
-# weights ffc verify saves. Compiling twice must give byte-identical files.
-# usage: emitted_program.sh FFC WORKDIR MODEL STRATEGY RANKS BATCH ITERATIONS
+# weights ffc verify saves. Compiling twice must give byte-identical files. Then, from that
+# checkpoint (--load), the program's losses must match `ffc run --load`'s; with a data set (-d),
+# ffc verify's on the same data.
+# usage: emitted_program.sh FFC WORKDIR MODEL STRATEGY RANKS BATCH ITERATIONS [DATASET]
 set -euo pipefail
-ffc=$1 work=$2 model=$3 strategy=$4 ranks=$5 batch=$6 iters=$7
+ffc=$1 work=$2 model=$3 strategy=$4 ranks=$5 batch=$6 iters=$7 data=${8:-}
 name=$(basename "$model" .ff)
 rm -rf "$work" && mkdir -p "$work"
 sflag=()
@@ -30,6 +32,31 @@ if mpirun -np $((ranks + 1)) --oversubscribe "$work/build/$name" > "$work/wrong.
   echo "emitted_program: a run with the wrong rank count succeeded" >&2; exit 1
 fi
 grep -q "was compiled for $ranks ranks" "$work/wrong.log"
+
+# The losses in a log of the program (`iter K/N loss X`) or of ffc run (`step K loss X`).
+losses() { sed -n 's/^iter [0-9]*\/[0-9]* loss \([^ ]*\).*/\1/p; s/^step [0-9]* loss \([^ ]*\).*/\1/p' "$1"; }
+same_losses() {  # same_losses A B WHAT: equal within 1e-4 (relative to max(1, |b|)), equally many
+  paste <(losses "$1") <(losses "$2") | awk -v what="$3" '
+    { n++; d = $1 - $2; if (d < 0) d = -d; b = $2 < 0 ? -$2 : $2; if (b < 1) b = 1;
+      if (NF != 2 || d > 1e-4 * b) { print "emitted_program: " what ": " $0 > "/dev/stderr"; bad = 1 } }
+    END { if (n == 0) { print "emitted_program: " what ": no losses" > "/dev/stderr"; bad = 1 }
+          if (!bad) print "emitted_program: " what ": " n " losses match"; exit bad }'
+}
+
+# From a checkpoint: the program and the serial trainer start from the same weights.
+mpirun -np "$ranks" --oversubscribe "$work/build/$name" --iterations 2 --lr 0.05 --momentum 0.9 \
+  --load "$work/program.safetensors" > "$work/load.log"
+"$ffc" run "$model" -b "$batch" --steps 2 --lr 0.05 --momentum 0.9 --load "$work/program.safetensors" > "$work/run.serial.log"
+same_losses "$work/load.log" "$work/run.serial.log" "--load"
+
+if [ -n "$data" ]; then
+  mpirun -np "$ranks" --oversubscribe "$work/build/$name" -d "$data" --iterations "$iters" --lr 0.05 \
+    --momentum 0.9 > "$work/data.log"
+  "$ffc" verify "$model" "${sflag[@]}" -g "$ranks" -b "$batch" -d "$data" --steps "$iters" --lr 0.05 --momentum 0.9 \
+    --no-resync -q > /dev/null
+  "$ffc" run "$model" -b "$batch" -d "$data" --steps "$iters" --lr 0.05 --momentum 0.9 > "$work/data.serial.log"
+  same_losses "$work/data.log" "$work/data.serial.log" "-d $data"
+fi
 
 /usr/bin/python3 - "$work" <<'PY'
 import json, struct, sys

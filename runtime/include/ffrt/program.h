@@ -4,7 +4,8 @@
 // Generated code (ffc compile) declares every buffer of a rank as a `Buf` at the offset the memory
 // plan gave it, and each rank's set-up and step as straight-line calls: op kernels (ffrt/ops.h),
 // local copies and fills (ffrt/kernels.h), communication phases (ffrt/comm.h), and the Runner's
-// helpers for what needs the model's tables (parameter initialization, input data, optimizer steps).
+// helpers for what needs the model's tables (parameter initialization, input data — synthetic or a
+// data set, each rank reading the samples of its boxes — optimizer steps, checkpoints).
 #pragma once
 
 #include <cstdint>
@@ -46,15 +47,19 @@ struct ParamEntry {
   std::vector<Block> blocks;  ///< every replica of every block
 };
 
-/// An input op: synthetic data is drawn from (its name, the seed, global element indices).
+/// An input op: synthetic data is drawn from (its name, the seed, global element indices), unless
+/// a data set feeds it.
 struct InputEntry {
+  enum Role { other = 0, samples = 1, labels = 2 };
   std::string name;
   DType dtype = DType::f32;
   std::vector<int64_t> shape;  ///< the whole batch
   int64_t classes = 0;         ///< i64 inputs: labels or ids in [0, classes)
+  Role role = other;           ///< what a data set (-d) feeds it
 };
 
 class Runner;
+class Dataset;
 
 /// Everything generated code tells the driver about the model.
 struct ModelInfo {
@@ -76,6 +81,9 @@ struct ModelInfo {
 
 struct RunOptions {
   int64_t iterations = 10;
+  int64_t epochs = 0;        ///< with a data set: overrides iterations
+  std::string dataset;       ///< a directory of inputs.npy + labels.npy or IDX files; synthetic when empty
+  std::string load;          ///< a safetensors checkpoint to start from
   float lr = 0.01f, momentum = 0.f, weight_decay = 0.f;
   bool adam = false;
   uint64_t seed = 0;
@@ -112,6 +120,7 @@ class Runner {
 
  private:
   void save_checkpoint();
+  void load_checkpoint();
   const ModelInfo& m_;
   Comm& comm_;
   RunOptions opts_;
@@ -119,6 +128,7 @@ class Runner {
   std::unique_ptr<std::byte[]> persistent_, arena_;
   StepInfo info_;
   int64_t updates_ = 0;
+  std::unique_ptr<Dataset> data_;
 };
 
 /// The emitted program's main: flags, checks, the run, the checkpoint. Returns the exit code.
