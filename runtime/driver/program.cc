@@ -139,7 +139,7 @@ float Runner::run() {
   }
   float loss = 0;
   for (int64_t k = 0; k < opts_.iterations; ++k) {
-    info_.step = k;
+    info_.step = opts_.start_iteration + k;  // the data stream continues where a checkpointed run stopped
     ++updates_;
     r.step(*this);
     loss = whole(*r.loss).f32()[0];
@@ -148,13 +148,14 @@ float Runner::run() {
     if (comm_.rank() == 0) {
       if ((k + 1) % opts_.print_freq == 0 || k + 1 == opts_.iterations) {
         const double eta = s / static_cast<double>(k + 1) * static_cast<double>(opts_.iterations - k - 1);
-        std::printf("iter %lld/%lld loss %.6f (%.1f samples/s, ETA %.1f s)\n", static_cast<long long>(k + 1),
-                    static_cast<long long>(opts_.iterations), loss, rate, eta);
+        std::printf("iter %lld/%lld loss %.6f (%.1f samples/s, ETA %.1f s)\n",
+                    static_cast<long long>(opts_.start_iteration + k + 1),
+                    static_cast<long long>(opts_.start_iteration + opts_.iterations), loss, rate, eta);
         std::fflush(stdout);
       }
       if (log)
         std::fprintf(log, "{\"iter\": %lld, \"loss\": %.9g, \"samples_per_s\": %.6g, \"time_s\": %.6g}\n",
-                     static_cast<long long>(k + 1), loss, rate, s);
+                     static_cast<long long>(opts_.start_iteration + k + 1), loss, rate, s);
     }
     if (!std::isfinite(loss)) throw Error("iteration " + std::to_string(k + 1) + ": the loss is not finite");
   }
@@ -228,6 +229,7 @@ int run_main(int argc, char** argv, const ModelInfo& m) {
     };
     try {
       if (a == "--iterations") o.iterations = std::stoll(value());
+      else if (a == "--start-iteration") o.start_iteration = std::stoll(value());
       else if (a == "-e" || a == "--epochs") o.epochs = std::stoll(value());
       else if (a == "-d" || a == "--dataset") o.dataset = value();
       else if (a == "--load") o.load = value();

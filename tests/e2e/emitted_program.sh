@@ -4,7 +4,8 @@
 # compounding as they do on real ranks) and the serial run within 1e-4, and its checkpoint the
 # weights ffc verify saves. Compiling twice must give byte-identical files. Then, from that
 # checkpoint (--load), the program's losses must match `ffc run --load`'s; with a data set (-d),
-# ffc verify's on the same data.
+# ffc verify's on the same data; saved under the compiled strategy and loaded into a data-parallel
+# program on 2 ranks, the run continues as if uninterrupted.
 # usage: emitted_program.sh FFC WORKDIR MODEL STRATEGY RANKS BATCH ITERATIONS [DATASET]
 set -euo pipefail
 ffc=$1 work=$2 model=$3 strategy=$4 ranks=$5 batch=$6 iters=$7 data=${8:-}
@@ -48,6 +49,19 @@ mpirun -np "$ranks" --oversubscribe "$work/build/$name" --iterations 2 --lr 0.05
   --load "$work/program.safetensors" > "$work/load.log"
 "$ffc" run "$model" -b "$batch" --steps 2 --lr 0.05 --momentum 0.9 --load "$work/program.safetensors" > "$work/run.serial.log"
 same_losses "$work/load.log" "$work/run.serial.log" "--load"
+
+# Save under one strategy, load under another, continue: plain SGD (no optimizer state to carry),
+# 2 + 2 iterations against 4 uninterrupted; the second half runs data parallel on 2 ranks.
+mpirun -np "$ranks" --oversubscribe "$work/build/$name" --iterations 4 --lr 0.05 > "$work/whole.log"
+mpirun -np "$ranks" --oversubscribe "$work/build/$name" --iterations 2 --lr 0.05 --save "$work/half.safetensors" \
+  > "$work/first.log"
+"$ffc" compile "$model" -g 2 -b "$batch" -o "$work/dp2" --optimizer sgd > /dev/null
+cmake -S "$work/dp2" -B "$work/dp2/build" -DCMAKE_BUILD_TYPE=Release > "$work/dp2.cmake.log" 2>&1
+cmake --build "$work/dp2/build" -j 2 > "$work/dp2.build.log" 2>&1 || { tail -50 "$work/dp2.build.log"; exit 1; }
+mpirun -np 2 --oversubscribe "$work/dp2/build/$name" --iterations 2 --start-iteration 2 --lr 0.05 \
+  --load "$work/half.safetensors" > "$work/second.log"
+cat "$work/first.log" "$work/second.log" > "$work/halves.log"
+same_losses "$work/halves.log" "$work/whole.log" "save, load under data parallelism, continue"
 
 if [ -n "$data" ]; then
   mpirun -np "$ranks" --oversubscribe "$work/build/$name" -d "$data" --iterations "$iters" --lr 0.05 \

@@ -84,6 +84,7 @@ struct RunOptions {
   int64_t epochs = 0;        ///< with a data set: overrides iterations
   std::string dataset;       ///< a directory of inputs.npy + labels.npy or IDX files; synthetic when empty
   std::string load;          ///< a safetensors checkpoint to start from
+  int64_t start_iteration = 0;  ///< the first iteration's index: which batch of the data it takes
   float lr = 0.01f, momentum = 0.f, weight_decay = 0.f;
   bool adam = false;
   uint64_t seed = 0;
