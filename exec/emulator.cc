@@ -90,25 +90,15 @@ Emulator::Emulator(const Graph& g, const Program& p, const TrainOptions& opts)
 Emulator::~Emulator() = default;
 
 ffrt::View Emulator::view(int rank, const Operand& o) const {
-  const RankProgram& rp = p_.ranks.at(rank);
-  const Buffer& b = rp.buffers.at(o.buffer);
+  const Buffer& b = p_.ranks.at(rank).buffers.at(o.buffer);
   FFC_CHECK(b.offset >= 0);
-  const int n = b.box.rank();
   std::byte* base = (is_persistent(b.role) ? ranks_[rank]->persistent.get() : ranks_[rank]->arena.get()) + b.offset;
-  ffrt::View v;
-  v.dtype = rt_dtype(b.dtype);
-  v.rank = n;
-  int64_t stride = 1, offset = 0;
-  for (int d = n - 1; d >= 0; --d) {
-    v.stride[d] = stride;
-    v.full[d] = b.full[d];
-    v.lo[d] = o.box.r[d].lo;
-    v.size[d] = o.box.r[d].size();
-    offset += (o.box.r[d].lo - b.box.r[d].lo) * stride;
-    stride *= b.box.r[d].size();
-  }
-  v.data = base + offset * dtype_bytes(b.dtype);
-  return v;
+  std::vector<int64_t> buf_lo, buf_size, lo, size;
+  for (const Range& r : b.box.r) buf_lo.push_back(r.lo), buf_size.push_back(r.size());
+  for (const Range& r : o.box.r) lo.push_back(r.lo), size.push_back(r.size());
+  const ffrt::View whole = ffrt::make_view(base, rt_dtype(b.dtype), b.box.rank(), b.full.data(), buf_lo.data(),
+                                           buf_size.data());
+  return ffrt::sub_view(whole, lo.data(), size.data());
 }
 
 void Emulator::setup() {

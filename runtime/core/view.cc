@@ -1,6 +1,10 @@
 // Views: construction and index arithmetic.
 #include "ffrt/view.h"
 
+#include <cstddef>
+
+#include "ffrt/npy.h"
+
 namespace ffrt {
 
 int64_t View::volume() const {
@@ -48,6 +52,17 @@ View make_view(void* data, DType dtype, std::initializer_list<int64_t> full, std
 View whole_view(void* data, DType dtype, std::initializer_list<int64_t> full) {
   int64_t zeros[kMaxRank] = {};
   return make_view(data, dtype, static_cast<int>(full.size()), full.begin(), zeros, full.begin());
+}
+
+View sub_view(const View& v, const int64_t* lo, const int64_t* size) {
+  View out = v;
+  for (int d = 0; d < v.rank; ++d) {
+    out.lo[d] = lo[d];
+    out.size[d] = size[d];
+  }
+  if (v.data && out.volume() > 0)
+    out.data = static_cast<std::byte*>(v.data) + v.offset_of(lo) * dtype_size(v.dtype);
+  return out;
 }
 
 View permute(const View& v, const int* perm) {

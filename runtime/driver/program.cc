@@ -19,20 +19,8 @@ namespace ffrt {
 namespace {
 
 View make(void* base, const Buf& b, const int64_t* lo, const int64_t* size) {
-  View v;
-  v.dtype = b.dtype;
-  v.rank = b.rank;
-  int64_t stride = 1, offset = 0;
-  for (int d = b.rank - 1; d >= 0; --d) {
-    v.stride[d] = stride;
-    v.full[d] = b.full[d];
-    v.lo[d] = lo[d];
-    v.size[d] = size[d];
-    offset += (lo[d] - b.lo[d]) * stride;
-    stride *= b.size[d];
-  }
-  v.data = static_cast<std::byte*>(base) + b.offset + offset * dtype_size(b.dtype);
-  return v;
+  const View whole = make_view(static_cast<std::byte*>(base) + b.offset, b.dtype, b.rank, b.full, b.lo, b.size);
+  return sub_view(whole, lo, size);
 }
 
 }  // namespace

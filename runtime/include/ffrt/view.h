@@ -47,6 +47,9 @@ View whole_view(void* data, DType dtype, std::initializer_list<int64_t> full);
 /// The same, from arrays.
 View make_view(void* data, DType dtype, int rank, const int64_t* full, const int64_t* lo, const int64_t* size);
 
+/// The box [lo, lo + size) of v's box, in the same buffer (it must lie inside v's box).
+View sub_view(const View& v, const int64_t* lo, const int64_t* size);
+
 /// The view with its dims reordered: dim i of the result is dim perm[i] of `v` (no data moves).
 View permute(const View& v, const int* perm);
 
