@@ -11,4 +11,8 @@ std::unique_ptr<Context, void (*)(Context*)> make_context(const ContextOptions& 
   return {c, [](Context* p) { delete p; }};
 }
 
+const char* backend_name() { return "cpu"; }
+
+void set_op(Context&, const char*) {}
+
 }  // namespace ffrt

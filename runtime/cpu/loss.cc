@@ -24,6 +24,13 @@ double sum_lines(Context& ctx, const View& box, F&& f) {
   return line_sums(ctx, box, 1, [&](const int64_t* g, double* s) { s[0] += f(g); })[0];
 }
 
+/// The loss's gradient: 1 without a view, else its one element.
+float loss_gradient(const View* dloss, const std::string& kernel) {
+  if (!dloss) return 1.f;
+  require(dloss->dtype == DType::f32 && dloss->volume() == 1, (kernel + ": dloss must be a one-element f32 view").c_str());
+  return dloss->f32()[dloss->offset_of(dloss->lo)];
+}
+
 /// Writes a loss into a one-element view.
 void write_loss(const View& loss, double value, const char* what) {
   require(loss.dtype == DType::f32 && loss.volume() == 1, what);
@@ -105,7 +112,8 @@ void softmax_cross_entropy_forward(Context& ctx, float scale, const View& logits
 }
 
 void softmax_cross_entropy_backward(Context& ctx, float scale, const View& logits, const View& labels,
-                                    const View& dlogits, bool accumulate) {
+                                    const View& dlogits, bool accumulate, const View* dloss) {
+  scale *= loss_gradient(dloss, "softmax_cross_entropy_backward");
   const std::string kernel = "softmax_cross_entropy_backward";
   check_operands(logits, labels, kernel);
   require(dlogits.dtype == DType::f32 && dlogits.rank == logits.rank,
@@ -135,6 +143,34 @@ void softmax_cross_entropy_backward(Context& ctx, float scale, const View& logit
   });
 }
 
+void count_correct(Context&, const View& logits, const View& labels, int64_t valid_rows, const View& count) {
+  const std::string kernel = "count_correct";
+  check_operands(logits, labels, kernel);
+  require(count.dtype == DType::f64 && count.volume() == 1, "count_correct: count must be a one-element f64 view");
+  View rows = labels;  // the labels' box as rows of the logits
+  rows.rank = logits.rank;
+  rows.lo[rows.rank - 1] = 0;
+  rows.size[rows.rank - 1] = logits.full[logits.rank - 1];
+  rows.full[rows.rank - 1] = logits.full[logits.rank - 1];
+  if (labels.volume() == 0) return;
+  if (!holds(logits, rows, rows)) throw Error(kernel + ": logits do not hold whole rows of the labels' box");
+  const int last = logits.rank - 1;
+  const int64_t classes = logits.full[last], step = logits.stride[last];
+  int64_t correct = 0;
+  for_each_index(labels, [&](const int64_t* g) {
+    if (g[0] >= valid_rows) return;
+    int64_t row[kMaxRank];
+    std::copy(g, g + labels.rank, row);
+    row[last] = 0;
+    const float* p = logits.f32() + logits.offset_of(row);
+    int64_t best = 0;
+    for (int64_t c = 1; c < classes; ++c)
+      if (p[c * step] > p[best * step]) best = c;
+    if (best == labels.i64()[labels.offset_of(g)]) ++correct;
+  });
+  count.f64()[count.offset_of(count.lo)] += static_cast<double>(correct);
+}
+
 void mse_forward(Context& ctx, float scale, const View& pred, const View& target, const View& loss) {
   require(pred.dtype == DType::f32 && target.dtype == DType::f32 && holds(target, pred, pred),
           "mse_forward: target does not hold pred's box");
@@ -154,7 +190,9 @@ void mse_forward(Context& ctx, float scale, const View& pred, const View& target
   write_loss(loss, scale * sum, "mse_forward: loss must be a one-element f32 view");
 }
 
-void mse_backward(Context& ctx, float scale, const View& pred, const View& target, const View& dpred, bool accumulate) {
+void mse_backward(Context& ctx, float scale, const View& pred, const View& target, const View& dpred, bool accumulate,
+                  const View* dloss) {
+  scale *= loss_gradient(dloss, "mse_backward");
   require(dpred.dtype == DType::f32, "mse_backward: dpred must be an f32 view");
   if (dpred.volume() == 0) return;
   require(pred.dtype == DType::f32 && holds(pred, dpred, dpred) && target.dtype == DType::f32 &&

@@ -186,6 +186,30 @@ void batch_norm_update_running(Context&, float momentum, int64_t count, const Vi
   }
 }
 
+void batch_norm_param_grads(Context&, const View& stats, const View* dweight, const View* dbias) {
+  const int64_t channels = stats.full[1];
+  for (const View* v : {dweight, dbias}) {
+    if (!v) continue;
+    require(holds_channels(*v, channels, v->lo[0], v->size[0]) &&
+                holds_stats(stats, channels, v->lo[0], v->size[0], true),
+            "batch_norm_param_grads: stats (an f64 [2, C] view) does not hold the channels of the gradients");
+    for (int64_t c = v->lo[0]; c < v->hi(0); ++c) chan(*v, c) += static_cast<float>(stat(stats, v == dbias ? 0 : 1, c));
+  }
+}
+
+void batch_norm_running_stats(Context&, int64_t count, const View& running_mean, const View& running_var,
+                              const View& stats) {
+  const int64_t channels = stats.full[1], c0 = stats.lo[1], n = stats.size[1];
+  require(stats.dtype == DType::f64 && stats.rank == 2 && stats.lo[0] == 0 && stats.size[0] == 2 &&
+              holds_channels(running_mean, channels, c0, n) && holds_channels(running_var, channels, c0, n),
+          "batch_norm_running_stats: the running statistics do not hold the channels of stats (an f64 [2, C] view)");
+  for (int64_t c = c0; c < c0 + n; ++c) {
+    const double m = chan(running_mean, c), var = chan(running_var, c);
+    stat(stats, 0, c) = m * static_cast<double>(count);
+    stat(stats, 1, c) = (var + m * m) * static_cast<double>(count);
+  }
+}
+
 void batch_norm_backward_stats(Context& ctx, const View& x, const View& dy, const View& mean, const View& invstd,
                                const View& stats) {
   require_bn_input(dy, "batch_norm_backward_stats: dy must be an f32 [N, C] or [N, C, H, W] view");

@@ -19,14 +19,13 @@ Act act_of(const OpDesc& op) { return op.act; }
 
 bool has_act(const OpDesc& op) { return act_of(op) != Act::none; }
 
-/// A temporary dense tensor covering the same box as `like`: zero-filled, or uninitialized when
-/// the kernel that fills it overwrites every element (`zeroed` false).
+/// A temporary dense tensor in backend memory covering the same box as `like`: zero-filled, or not
+/// when the kernel that fills it overwrites every element (`zeroed` false).
 struct Temp {
-  std::unique_ptr<std::byte[]> buf;
+  std::shared_ptr<std::byte> buf;
   View v;
-  explicit Temp(const View& like, bool zeroed = true) {
-    const size_t n = static_cast<size_t>(like.volume()) * dtype_size(like.dtype);
-    buf = zeroed ? std::make_unique<std::byte[]>(n) : std::make_unique_for_overwrite<std::byte[]>(n);
+  Temp(Context& ctx, const View& like, bool zeroed = true) {
+    buf = allocate(ctx, static_cast<size_t>(like.volume()) * dtype_size(like.dtype), zeroed);
     v = make_view(buf.get(), like.dtype, like.rank, like.full, like.lo, like.size);
   }
 };
@@ -78,7 +77,7 @@ PreActGrad grad_before_activation(Context& ctx, const OpDesc& op, OpViews& v, co
     g.view = v.dout[0];
     return g;
   }
-  g.tmp.emplace(v.dout[0], false);  // overwritten by the activation's backward
+  g.tmp.emplace(ctx, v.dout[0], false);  // overwritten by the activation's backward
   activation_backward(ctx, act_of(op), saves_pre_activation(op) ? pre : View{}, v.out[0], v.dout[0], g.tmp->v,
                             false);
   g.view = g.tmp->v;
@@ -190,7 +189,7 @@ void scale_forward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) 
 
 void scale_backward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) {
   if (!v.din[0]) return;
-  Temp t(*v.din[0]);
+  Temp t(ctx, *v.din[0]);
   copy_box(ctx, v.dout[0], t.v, false);
   scale(ctx, t.v, op.factor);
   copy_box(ctx, t.v, *v.din[0], true);
@@ -220,14 +219,6 @@ int64_t channel_count(const View& x) {
   return n;
 }
 
-/// Adds row r of a [2, C] f64 statistics view into an f32 [C] view over the same channels (a
-/// parameter gradient).
-void add_stats_row(const View& stats, int r, const View& to) {
-  for (int64_t c = to.lo[0]; c < to.hi(0); ++c)
-    to.f32()[(c - to.lo[0]) * to.stride[0]] += static_cast<float>(
-        stats.f64()[(r - stats.lo[0]) * stats.stride[0] + (c - stats.lo[1]) * stats.stride[1]]);
-}
-
 struct BatchNormViews {
   const View* weight;
   const View* bias;
@@ -250,19 +241,12 @@ void batch_norm_forward(Context& ctx, const OpDesc& op, const StepInfo& info, Op
   BatchNormViews p = bn_views(op, v);
   const View& x = v.in[0];
   int64_t count = channel_count(x);
-  std::optional<HostArray> eval_stats;
+  std::optional<Temp> eval_stats;
   View stats = v.stats;
   if (!info.training) {
-    eval_stats.emplace(DType::f64, std::vector<int64_t>{2, x.size[1]});
-    stats = make_view(eval_stats->bytes.data(), DType::f64, {2, x.full[1]}, {0, x.lo[1]}, {2, x.size[1]});
-    double* sum = reinterpret_cast<double*>(eval_stats->bytes.data());
-    double* sumsq = sum + x.size[1];
-    for (int64_t c = 0; c < x.size[1]; ++c) {
-      int64_t g = x.lo[1] + c - p.running_mean.lo[0];
-      double m = p.running_mean.f32()[g * p.running_mean.stride[0]], var = p.running_var.f32()[g * p.running_var.stride[0]];
-      sum[c] = m * static_cast<double>(count);
-      sumsq[c] = (var + m * m) * static_cast<double>(count);
-    }
+    eval_stats.emplace(ctx, make_view(nullptr, DType::f64, {2, x.full[1]}, {0, x.lo[1]}, {2, x.size[1]}));
+    stats = eval_stats->v;
+    batch_norm_running_stats(ctx, count, p.running_mean, p.running_var, stats);
   }
   float eps = op.eps;
   const bool pre = saves_pre_activation(op);
@@ -278,8 +262,7 @@ void batch_norm_forward(Context& ctx, const OpDesc& op, const StepInfo& info, Op
 void batch_norm_backward_stats(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) {
   PreActGrad dz = grad_before_activation(ctx, op, v, saves_pre_activation(op) ? v.saved[2] : View{});
   batch_norm_backward_stats(ctx, v.in[0], dz.view, v.saved[0], v.saved[1], v.stats);
-  if (op.affine && v.dparams[0]) add_stats_row(v.stats, 1, *v.dparams[0]);
-  if (op.affine && v.dparams[1]) add_stats_row(v.stats, 0, *v.dparams[1]);
+  if (op.affine) batch_norm_param_grads(ctx, v.stats, opt(v.dparams, 0), opt(v.dparams, 1));
 }
 
 // dx from the sums over every part.
@@ -300,7 +283,7 @@ void layer_norm_forward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews
 void layer_norm_backward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) {
   bool affine = op.affine;
   std::optional<Temp> scratch;
-  if (!v.din[0]) scratch.emplace(v.in[0]);
+  if (!v.din[0]) scratch.emplace(ctx, v.in[0]);
   const View& dx = v.din[0] ? *v.din[0] : scratch->v;
   layer_norm_backward(ctx, v.in[0], v.dout[0], v.saved[0], v.saved[1], affine ? &v.params[0] : nullptr, dx,
                             affine ? opt(v.dparams, 0) : nullptr, affine ? opt(v.dparams, 1) : nullptr, true);
@@ -405,8 +388,8 @@ void sce_forward(Context& ctx, const OpDesc&, const StepInfo&, OpViews& v) {
 
 void sce_backward(Context& ctx, const OpDesc&, const StepInfo&, OpViews& v) {
   if (!v.din[0]) return;
-  const float k = v.dout[0].f32()[0] / static_cast<float>(full_volume(v.in[1]));
-  softmax_cross_entropy_backward(ctx, k, v.in[0], v.in[1], *v.din[0], true);
+  const float k = 1.f / static_cast<float>(full_volume(v.in[1]));
+  softmax_cross_entropy_backward(ctx, k, v.in[0], v.in[1], *v.din[0], true, &v.dout[0]);
 }
 
 void mse_forward(Context& ctx, const OpDesc&, const StepInfo&, OpViews& v) {
@@ -415,11 +398,11 @@ void mse_forward(Context& ctx, const OpDesc&, const StepInfo&, OpViews& v) {
 }
 
 void mse_backward(Context& ctx, const OpDesc&, const StepInfo&, OpViews& v) {
-  const float k = v.dout[0].f32()[0] / static_cast<float>(full_volume(v.in[0]));
-  if (v.din[0]) mse_backward(ctx, k, v.in[0], v.in[1], *v.din[0], true);
+  const float k = 1.f / static_cast<float>(full_volume(v.in[0]));
+  if (v.din[0]) mse_backward(ctx, k, v.in[0], v.in[1], *v.din[0], true, &v.dout[0]);
   if (v.din[1]) {  // d/dtarget = -d/dpred
-    Temp t(v.in[0]);
-    mse_backward(ctx, k, v.in[0], v.in[1], t.v, false);
+    Temp t(ctx, v.in[0]);
+    mse_backward(ctx, k, v.in[0], v.in[1], t.v, false, &v.dout[0]);
     scale(ctx, t.v, -1.f);
     copy_box(ctx, t.v, *v.din[1], true);
   }
@@ -490,18 +473,22 @@ const Kernels& statistics_of(const OpDesc& op) {
 bool op_has_statistics(OpKind kind) { return kernels_of(kind).forward_stats != nullptr; }
 
 void op_forward(Context& ctx, const OpDesc& op, const StepInfo& info, OpViews& v) {
+  set_op(ctx, op.name.c_str());
   kernels_of(op.kind).forward(ctx, op, info, v);
 }
 
 void op_backward(Context& ctx, const OpDesc& op, const StepInfo& info, OpViews& v) {
+  set_op(ctx, op.name.c_str());
   kernels_of(op.kind).backward(ctx, op, info, v);
 }
 
 void op_forward_stats(Context& ctx, const OpDesc& op, const StepInfo& info, OpViews& v) {
+  set_op(ctx, op.name.c_str());
   statistics_of(op).forward_stats(ctx, op, info, v);
 }
 
 void op_backward_stats(Context& ctx, const OpDesc& op, const StepInfo& info, OpViews& v) {
+  set_op(ctx, op.name.c_str());
   statistics_of(op).backward_stats(ctx, op, info, v);
 }
 

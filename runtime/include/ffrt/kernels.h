@@ -17,6 +17,7 @@
 // - Data errors (a label or token id out of range) throw ffrt::Error.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -34,10 +35,35 @@ class Error : public std::runtime_error {
 /// Backend state: threads on the cpu; stream, library handles and workspace on cuda.
 struct Context;
 struct ContextOptions {
-  int threads = 0;  ///< cpu worker threads; 0: all cores
-  int device = 0;   ///< cuda device
+  int threads = 0;   ///< cpu worker threads; 0: all cores
+  int device = 0;    ///< cuda device
+  int rank = 0;      ///< the job's rank (error messages)
+  bool tf32 = false; ///< cuda: tensor cores may round inputs to tf32 (convolutions, GEMMs), as PyTorch allows
 };
 std::unique_ptr<Context, void (*)(Context*)> make_context(const ContextOptions& opts = {});
+/// The backend's name: "cpu" or "cuda".
+const char* backend_name();
+/// Names the op whose kernels run next (the cuda backend's error messages name it). `name` must
+/// outlive the kernels' calls.
+void set_op(Context& ctx, const char* name);
+
+// ---- memory ----------------------------------------------------------------------------------
+
+/// Memory the kernels address ("backend memory"): host memory on the cpu backend, device memory on
+/// cuda. Views passed to kernels point into it; views of host memory (`HostArray`, data files) reach
+/// it only through upload and download.
+///
+/// `bytes` bytes, aligned to 256, zero-filled unless `zeroed` is false (a temporary the next kernel
+/// overwrites). The cuda backend keeps freed blocks for reuse, so a training loop that asks for the
+/// same temporaries every iteration allocates nothing after the first.
+std::shared_ptr<std::byte> allocate(Context& ctx, size_t bytes, bool zeroed = true);
+/// Copies the intersection of a host view's box (dense, row-major) and dst's box into dst.
+void upload(Context& ctx, const View& host_src, const View& dst);
+/// Copies host_dst's box (dense, row-major host memory; it must lie inside src's box) out of src.
+/// Returns when the data is on the host.
+void download(Context& ctx, const View& src, const View& host_dst);
+/// Waits for every kernel issued on the context (cuda); returns at once on the cpu.
+void synchronize(Context& ctx);
 
 enum class Act : int { none = 0, relu, sigmoid, tanh, gelu };
 
@@ -148,6 +174,14 @@ void batch_norm_update_running(Context& ctx, float momentum, int64_t count, cons
 /// reduced, they are the bias and weight gradients (in double).
 void batch_norm_backward_stats(Context& ctx, const View& x, const View& dy, const View& mean, const View& invstd,
                                const View& stats);
+/// The bias and weight gradients from reduced backward sums: dbias += row 0, dweight += row 1 of
+/// `stats` (f64 [2, C]) over their boxes (either nullable).
+void batch_norm_param_grads(Context& ctx, const View& stats, const View* dweight, const View* dbias);
+/// Inference statistics: `stats` (f64 [2, C], over its box of channels) gets the running mean and
+/// variance posed as sums over `count` elements (sum = mean * count, sumsq = (var + mean^2) * count),
+/// so batch_norm_forward normalizes with them.
+void batch_norm_running_stats(Context& ctx, int64_t count, const View& running_mean, const View& running_var,
+                              const View& stats);
 /// dx over dx's box from the whole-batch backward sums `stats` (f64 [2, C], both rows).
 void batch_norm_backward_data(Context& ctx, int64_t count, const View& x, const View& dy, const View& mean,
                               const View& invstd, const View* weight, const View& stats, const View& dx,
@@ -176,14 +210,20 @@ void log_softmax_backward(Context& ctx, int axis, const View& y, const View& dy,
 /// scale = 1 / (global label count) the parts' losses add up to the mean.
 void softmax_cross_entropy_forward(Context& ctx, float scale, const View& logits, const View& labels,
                                    const View& loss);
-/// dlogits = scale * (softmax(logits) - onehot(label)) over dlogits' box.
+/// dlogits = scale * dloss * (softmax(logits) - onehot(label)) over dlogits' box; `dloss` (nullable:
+/// 1) is the loss's gradient, a one-element view read where it lives.
 void softmax_cross_entropy_backward(Context& ctx, float scale, const View& logits, const View& labels,
-                                    const View& dlogits, bool accumulate);
+                                    const View& dlogits, bool accumulate, const View* dloss = nullptr);
+/// Evaluation: adds to `count` (a one-element f64 view) how many labels of the labels' box, among
+/// those whose sample index (dim 0) is below `valid_rows`, are the logits' largest class (the first
+/// of equal ones). The logits hold whole rows of classes for the labels' box.
+void count_correct(Context& ctx, const View& logits, const View& labels, int64_t valid_rows, const View& count);
+
 /// loss = scale * sum (pred - target)^2 over pred's box.
 void mse_forward(Context& ctx, float scale, const View& pred, const View& target, const View& loss);
-/// dpred = 2 * scale * (pred - target) over dpred's box.
+/// dpred = 2 * scale * dloss * (pred - target) over dpred's box (dloss as above).
 void mse_backward(Context& ctx, float scale, const View& pred, const View& target, const View& dpred,
-                  bool accumulate);
+                  bool accumulate, const View* dloss = nullptr);
 
 // ---- layout: pack, unpack, accumulate ------------------------------------------------------------
 

@@ -1,0 +1,24 @@
+// The cpu backend's memory: backend memory is host memory, so upload and download are copies.
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "context.h"
+
+namespace ffrt {
+
+std::shared_ptr<std::byte> allocate(Context&, size_t bytes, bool zeroed) {
+  const size_t rounded = (bytes + 255) / 256 * 256;
+  void* p = std::aligned_alloc(256, rounded == 0 ? 256 : rounded);
+  if (!p) throw std::bad_alloc();
+  if (zeroed) std::memset(p, 0, rounded == 0 ? 256 : rounded);
+  return {static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); }};
+}
+
+void upload(Context& ctx, const View& host_src, const View& dst) { copy_box(ctx, host_src, dst, false); }
+
+void download(Context& ctx, const View& src, const View& host_dst) { copy_box(ctx, src, host_dst, false); }
+
+void synchronize(Context&) {}
+
+}  // namespace ffrt
