@@ -7,25 +7,17 @@
 // Rank IR's phases rely on.
 #include <mpi.h>
 
-#include <algorithm>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 
 #include "ffrt/comm.h"
 #include "ffrt/npy.h"
+#include "mpi_common.h"
 
 namespace ffrt {
 
 namespace {
 
-void check(int rc, const char* call) {
-  if (rc == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, text, &len);
-  throw Error(std::string(call) + ": " + std::string(text, static_cast<size_t>(len)));
-}
+using mpi::check;
 
 MPI_Datatype mpi_type(DType t) {
   switch (t) {
@@ -69,14 +61,11 @@ struct Comm::Phase::Op {
 
 std::unique_ptr<Comm> Comm::init(int* argc, char*** argv) {
   std::unique_ptr<Comm> c(new Comm());
-  int initialized = 0;
-  check(MPI_Initialized(&initialized), "MPI_Initialized");
-  if (!initialized) {
-    check(MPI_Init(argc, argv), "MPI_Init");
-    c->owns_mpi_ = true;
-  }
-  check(MPI_Comm_rank(MPI_COMM_WORLD, &c->rank_), "MPI_Comm_rank");
-  check(MPI_Comm_size(MPI_COMM_WORLD, &c->size_), "MPI_Comm_size");
+  const mpi::Job job = mpi::join(argc, argv);
+  c->rank_ = job.rank;
+  c->size_ = job.size;
+  c->local_rank_ = job.local_rank;
+  c->owns_mpi_ = job.owns_mpi;
   c->groups_ = std::make_unique<Groups>();
   return c;
 }
@@ -90,24 +79,12 @@ Comm::~Comm() {
 
 void Comm::create_groups(const std::vector<std::vector<int>>& groups) {
   for (const std::vector<int>& g : groups) {
-    for (int r : g)
-      if (r < 0 || r >= size_)
-        throw Error("comm: group names rank " + std::to_string(r) + " of a job of " + std::to_string(size_));
-    const bool member = std::find(g.begin(), g.end(), rank_) != g.end();
-    MPI_Comm m = MPI_COMM_NULL;
-    // Members keep their world order, which is the group order (groups are sorted).
-    check(MPI_Comm_split(MPI_COMM_WORLD, member ? 0 : MPI_UNDEFINED, rank_, &m), "MPI_Comm_split");
-    groups_->comms.push_back(m);
+    groups_->comms.push_back(mpi::split(g, rank_, size_));
     groups_->members.push_back(g);
   }
 }
 
-void Comm::abort(const std::string& message) {
-  std::fprintf(stderr, "rank %d: %s\n", rank_, message.c_str());
-  std::fflush(stderr);
-  MPI_Abort(MPI_COMM_WORLD, 1);
-  std::abort();
-}
+void Comm::abort(const std::string& message) { mpi::abort_job(rank_, message); }
 
 void Comm::Phase::send(const View& src, int peer) {
   auto op = std::make_shared<Op>();

@@ -4,8 +4,8 @@
 // A generated program's `comm` instruction becomes one Phase: it posts the phase's sends and
 // receives and runs its collectives, then completes them all, so every rank issues its operations
 // of a phase as one group and ranks that meet the phases in the same order cannot deadlock. The cpu
-// backend implements it with MPI (one communicator per device group, created once); the cuda
-// backend will with NCCL.
+// backend implements it with MPI (one communicator per device group, created once), the cuda
+// backend with NCCL (comm/nccl.cc).
 #pragma once
 
 #include <cstdint>
@@ -28,6 +28,9 @@ class Comm {
 
   int rank() const { return rank_; }
   int size() const { return size_; }
+  /// This rank's place among the job's ranks on its node (0 for the first). The cuda backend runs
+  /// on device local_rank() % (the node's device count).
+  int local_rank() const { return local_rank_; }
 
   /// Creates the communicator of each group (sorted rank lists, in the program's order): a
   /// collective call of every rank, once, before the first phase.
@@ -65,7 +68,7 @@ class Comm {
 
  private:
   Comm() = default;
-  int rank_ = 0, size_ = 1;
+  int rank_ = 0, size_ = 1, local_rank_ = 0;
   bool owns_mpi_ = false;
   struct Groups;
   std::unique_ptr<Groups> groups_;
