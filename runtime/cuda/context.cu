@@ -1,0 +1,196 @@
+// The cuda backend's context and memory: the stream and library handles, checked-call failures,
+// the workspace, the caching allocator, and moving boxes between host and device.
+//
+// One stream per context runs every kernel in call order, so a freed block can be handed out again
+// at once: whatever used it was issued before whatever uses it next.
+#include <cstring>
+#include <string>
+
+#include "context.h"
+#include "ffrt/npy.h"
+#include "pointwise.cuh"
+
+namespace ffrt {
+
+namespace cuda {
+
+void fail(const Context* ctx, const char* call, const std::string& status, const char* file, int line) {
+  const char* base = std::strrchr(file, '/');
+  std::string msg;
+  if (ctx) msg = "rank " + std::to_string(ctx->rank) + ", op " + (*ctx->op ? ctx->op : "(none)") + ": ";
+  msg += std::string(call) + " failed: " + status + " (" + (base ? base + 1 : file) + ":" + std::to_string(line) + ")";
+  throw Error(msg);
+}
+
+}  // namespace cuda
+
+namespace {
+
+constexpr size_t kAlign = 256;
+
+/// Returns the cached free blocks to the driver (after the stream has finished with them).
+void release_cached(Context& ctx) {
+  if (ctx.free_blocks.empty()) return;
+  FFRT_CUDA(&ctx, cudaStreamSynchronize(ctx.stream));
+  for (auto& [bytes, p] : ctx.free_blocks) FFRT_CUDA(&ctx, cudaFree(p));
+  ctx.free_blocks.clear();
+}
+
+/// cudaMalloc; when the device is out of memory, frees the cached blocks and tries once more.
+void* device_malloc(Context& ctx, size_t bytes) {
+  void* p = nullptr;
+  cudaError_t status = cudaMalloc(&p, bytes);
+  if (status == cudaErrorMemoryAllocation && !ctx.free_blocks.empty()) {
+    (void)cudaGetLastError();  // else the next launch check would report it
+    release_cached(ctx);
+    status = cudaMalloc(&p, bytes);
+  }
+  if (status != cudaSuccess) {
+    (void)cudaGetLastError();
+    cuda::fail(&ctx, ("cudaMalloc(" + std::to_string(bytes) + " bytes)").c_str(), cudaGetErrorString(status),
+               __FILE__, __LINE__);
+  }
+  return p;
+}
+
+/// The offset in bytes of global coordinates g (inside v's box) in v's buffer.
+size_t byte_offset(const View& v, const int64_t* g) {
+  return static_cast<size_t>(v.offset_of(g) * dtype_size(v.dtype));
+}
+
+/// Whether host memory is page-locked: a copy from it runs after cudaMemcpyAsync returns, so the
+/// caller may reuse it only once the stream has reached the copy.
+bool pinned(const void* p) {
+  cudaPointerAttributes attr{};
+  if (cudaPointerGetAttributes(&attr, p) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attr.type == cudaMemoryTypeHost;
+}
+
+}  // namespace
+
+std::unique_ptr<Context, void (*)(Context*)> make_context(const ContextOptions& opts) {
+  std::unique_ptr<Context, void (*)(Context*)> ctx(new Context, [](Context* p) { delete p; });
+  Context* c = ctx.get();
+  c->device = opts.device;
+  c->rank = opts.rank;
+  c->tf32 = opts.tf32;
+  c->self = std::make_shared<Context*>(c);
+  FFRT_CUDA(c, cudaSetDevice(opts.device));
+  FFRT_CUDA(c, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+  FFRT_CUDNN(c, cudnnCreate(&c->cudnn));
+  FFRT_CUDNN(c, cudnnSetStream(c->cudnn, c->stream));
+  FFRT_CUBLAS(c, cublasCreate(&c->cublas));
+  FFRT_CUBLAS(c, cublasSetStream(c->cublas, c->stream));
+  FFRT_CUBLAS(c, cublasSetMathMode(c->cublas, opts.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  FFRT_CUBLAS(c, cublasLtCreate(&c->lt));
+  return ctx;
+}
+
+// Errors are ignored here: a destructor must not throw, and the process is usually exiting.
+Context::~Context() {
+  if (self) *self = nullptr;
+  if (stream) (void)cudaStreamSynchronize(stream);
+  for (auto& [bytes, p] : free_blocks) (void)cudaFree(p);
+  if (workspace_ptr) (void)cudaFree(workspace_ptr);
+  if (lt) (void)cublasLtDestroy(lt);
+  if (cublas) (void)cublasDestroy(cublas);
+  if (cudnn) (void)cudnnDestroy(cudnn);
+  if (stream) (void)cudaStreamDestroy(stream);
+  (void)cudaGetLastError();
+}
+
+void* Context::workspace(size_t bytes) {
+  if (bytes <= workspace_bytes) return workspace_ptr;
+  constexpr size_t kGrain = size_t{1} << 20;  // grow in MiB steps: fewer regrowths
+  const size_t want = (bytes + kGrain - 1) / kGrain * kGrain;
+  if (workspace_ptr) {
+    // Kernels issued earlier may still be using the old block.
+    FFRT_CUDA(this, cudaStreamSynchronize(stream));
+    FFRT_CUDA(this, cudaFree(workspace_ptr));
+    workspace_ptr = nullptr;
+    workspace_bytes = 0;
+  }
+  workspace_ptr = device_malloc(*this, want);
+  workspace_bytes = want;
+  return workspace_ptr;
+}
+
+const char* backend_name() { return "cuda"; }
+
+void set_op(Context& ctx, const char* name) { ctx.op = name ? name : ""; }
+
+std::shared_ptr<std::byte> allocate(Context& ctx, size_t bytes, bool zeroed) {
+  const size_t want = bytes == 0 ? kAlign : (bytes + kAlign - 1) / kAlign * kAlign;
+  // A cached block of exactly this size, else the smallest larger one up to twice as big.
+  void* p = nullptr;
+  size_t have = want;
+  auto it = ctx.free_blocks.lower_bound(want);
+  if (it != ctx.free_blocks.end() && it->first <= 2 * want) {
+    have = it->first;
+    p = it->second;
+    ctx.free_blocks.erase(it);
+  } else {
+    p = device_malloc(ctx, want);
+  }
+  if (zeroed) FFRT_CUDA(&ctx, cudaMemsetAsync(p, 0, want, ctx.stream));
+  std::shared_ptr<Context*> owner = ctx.self;
+  return {static_cast<std::byte*>(p), [owner, have](std::byte* q) {
+            if (Context* c = owner ? *owner : nullptr)
+              c->free_blocks.emplace(have, q);
+            else
+              (void)cudaFree(q);
+          }};
+}
+
+void upload(Context& ctx, const View& host_src, const View& dst) {
+  cuda::require(host_src.dtype == dst.dtype && host_src.rank == dst.rank, "upload: src and dst differ in type or rank");
+  cuda::require(host_src.contiguous(), "upload: the host view must be dense row-major");
+  const int64_t n = host_src.volume();
+  if (n == 0 || dst.volume() == 0) return;
+  const size_t bytes = static_cast<size_t>(n * dtype_size(host_src.dtype));
+  bool same_box = true;
+  for (int d = 0; d < dst.rank; ++d) same_box = same_box && host_src.lo[d] == dst.lo[d] && host_src.size[d] == dst.size[d];
+  const bool wait = pinned(host_src.data);
+  if (same_box && dst.contiguous()) {
+    for (int d = 0; d < dst.rank; ++d) cuda::require(host_src.full[d] == dst.full[d], "upload: src and dst differ in shape");
+    FFRT_CUDA(&ctx, cudaMemcpyAsync(dst.data, host_src.data, bytes, cudaMemcpyHostToDevice, ctx.stream));
+  } else {
+    // Through a device copy of the host box, then on the device into dst's layout.
+    const std::shared_ptr<std::byte> tmp = allocate(ctx, bytes);
+    FFRT_CUDA(&ctx, cudaMemcpyAsync(tmp.get(), host_src.data, bytes, cudaMemcpyHostToDevice, ctx.stream));
+    View staged = host_src;
+    staged.data = tmp.get();
+    copy_box(ctx, staged, dst, false);
+  }
+  if (wait) FFRT_CUDA(&ctx, cudaStreamSynchronize(ctx.stream));
+}
+
+void download(Context& ctx, const View& src, const View& host_dst) {
+  cuda::require(src.dtype == host_dst.dtype && src.rank == host_dst.rank, "download: src and dst differ in type or rank");
+  for (int d = 0; d < src.rank; ++d) cuda::require(src.full[d] == host_dst.full[d], "download: src and dst differ in shape");
+  cuda::require(host_dst.contiguous(), "download: the host view must be dense row-major");
+  cuda::require(cuda::box_inside(host_dst, src), "download: the host view's box is not inside src's box");
+  const int64_t n = host_dst.volume();
+  if (n == 0) return;
+  const size_t bytes = static_cast<size_t>(n * dtype_size(host_dst.dtype));
+  View part = src;  // host_dst's box in src's buffer
+  for (int d = 0; d < src.rank; ++d) part.lo[d] = host_dst.lo[d], part.size[d] = host_dst.size[d];
+  if (part.contiguous()) {
+    const auto* from = static_cast<const std::byte*>(src.data) + byte_offset(src, host_dst.lo);
+    FFRT_CUDA(&ctx, cudaMemcpyAsync(host_dst.data, from, bytes, cudaMemcpyDeviceToHost, ctx.stream));
+  } else {
+    const std::shared_ptr<std::byte> tmp = allocate(ctx, bytes);
+    View packed = host_dst;
+    packed.data = tmp.get();
+    copy_box(ctx, src, packed, false);
+    FFRT_CUDA(&ctx, cudaMemcpyAsync(host_dst.data, tmp.get(), bytes, cudaMemcpyDeviceToHost, ctx.stream));
+  }
+  FFRT_CUDA(&ctx, cudaStreamSynchronize(ctx.stream));
+}
+
+void synchronize(Context& ctx) { FFRT_CUDA(&ctx, cudaStreamSynchronize(ctx.stream)); }
+
+}  // namespace ffrt

@@ -1,0 +1,754 @@
+// conv2d on cuDNN: forward (with bias and a fused activation), backward-data and backward-weight,
+// each on parts.
+//
+// Every call works on the boxes its views hold, in global coordinates (see kernels.h), as the cpu
+// backend does. A call plans each spatial dim from the output box: the input range its windows
+// read, clipped to the tensor, and the padding they need before and after it (only at the global
+// borders). cuDNN pads symmetrically, so it runs on the input view itself (a strided sub-view) when
+// that padding fits, and otherwise on a zero-padded dense copy of the range with padding 0.
+// cuDNN's backward-filter takes only dense tensors: views that are not are copied for it.
+// Backward-data runs cuDNN into dx's box when the range lies inside it (beta = 1 accumulates),
+// else into a temporary that is then added to the part of dx's box it overlaps. An output channel
+// block that cuts groups runs as up to three calls: the cut first group, the whole groups
+// (cudnnSetConvolutionGroupCount), the cut last group.
+//
+// Algorithms are chosen once per shape by measurement (cudnnFind*AlgorithmEx; for short calls the
+// fastest few again by the wall clock, host time included) and kept, with their descriptors, in
+// the context's plans. Without ctx.tf32 the math is strict fp32 (CUDNN_FMA_MATH)
+// and the FFT and Winograd algorithms, whose rounding differs most from a direct sum, are left
+// out. The bias and activation follow the convolution as one in-place pass (dnn.h); the bias
+// gradient is a per-channel sum in double.
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <optional>
+#include <vector>
+
+#include "dnn.h"
+
+namespace ffrt {
+
+namespace {
+
+using cuda::Block4;
+using cuda::require;
+
+/// cuDNN's algorithm search may use up to this much workspace (less when the device is short).
+constexpr size_t kMaxFindWorkspace = size_t{512} << 20;
+/// Below this GPU time (ms) per call, the fastest few algorithms are timed again by the wall clock:
+/// cuDNN's legacy API spends 20 to 90 us of host time per call, by algorithm, which then matters.
+constexpr float kRetimeBelowMs = 1.f;
+
+// ---- geometry ------------------------------------------------------------------------------------
+
+/// One spatial dim of the window: kernel extent, stride, padding, dilation.
+struct Win {
+  int64_t k, s, p, d;
+};
+
+int64_t conv_out(int64_t in, Win w) {
+  int64_t span = in + 2 * w.p - w.d * (w.k - 1) - 1;
+  return span < 0 ? 0 : span / w.s + 1;
+}
+
+/// The global shape of a convolution, checked against its attributes.
+struct Geom {
+  int64_t N, C, H, W, O, OH, OW, G, Cg, Og;
+  Win wh, ww;
+};
+
+void check_view(const View& v, int rank, const char* what) { require(v.rank == rank && v.dtype == DType::f32, what); }
+
+Geom geometry(const Conv2dAttrs& a, const int64_t* xfull, const int64_t* yfull, const int64_t* wfull) {
+  Geom g;
+  g.N = xfull[0], g.C = xfull[1], g.H = xfull[2], g.W = xfull[3];
+  g.O = yfull[1], g.OH = yfull[2], g.OW = yfull[3];
+  g.G = a.groups;
+  g.wh = {a.kernel[0], a.stride[0], a.padding[0], a.dilation[0]};
+  g.ww = {a.kernel[1], a.stride[1], a.padding[1], a.dilation[1]};
+  for (const Win& w : {g.wh, g.ww})
+    require(w.k >= 1 && w.s >= 1 && w.p >= 0 && w.d >= 1, "conv2d: invalid kernel, stride, padding or dilation");
+  require(g.G >= 1 && g.C % g.G == 0 && g.O % g.G == 0, "conv2d: channels are not divisible by groups");
+  g.Cg = g.C / g.G, g.Og = g.O / g.G;
+  require(yfull[0] == g.N, "conv2d: input and output batch extents differ");
+  require(g.OH == conv_out(g.H, g.wh) && g.OW == conv_out(g.W, g.ww),
+          "conv2d: output extents do not match the input extents and attributes");
+  require(wfull[0] == g.O && wfull[1] == g.Cg && wfull[2] == g.wh.k && wfull[3] == g.ww.k,
+          "conv2d: weight extents are not [O, C/groups, kh, kw]");
+  return g;
+}
+
+/// Whether v's box contains the box [lo, lo + size).
+bool holds(const View& v, std::initializer_list<int64_t> lo, std::initializer_list<int64_t> size) {
+  return static_cast<int>(lo.size()) == v.rank && cuda::box_holds(v, lo.begin(), size.begin());
+}
+
+/// The input range [lo, hi) that outputs [o0, o1) read through taps [t0, t1), clamped to [0, in),
+/// and the padding the windows need around it: `before` positions before lo, `after` after hi.
+struct Range {
+  int64_t lo, hi, before, after;
+  int64_t size() const { return hi - lo; }
+  bool empty() const { return hi <= lo; }
+};
+
+Range input_range(int64_t o0, int64_t o1, int64_t t0, int64_t t1, int64_t in, Win w) {
+  const int64_t start = o0 * w.s - w.p + t0 * w.d, end = (o1 - 1) * w.s - w.p + (t1 - 1) * w.d + 1;
+  const int64_t lo = std::clamp<int64_t>(start, 0, in), hi = std::clamp<int64_t>(end, lo, in);
+  return {lo, hi, lo - start, end - hi};
+}
+
+/// How cuDNN sees one spatial dim of the input side: the extent of its operand, where the range
+/// starts in it, and the (symmetric) padding. With padding `before` on both sides cuDNN makes
+/// exactly the outputs wanted, and never reads the padding it adds after the range, when
+/// 0 <= before - after < stride: then the operand is the range itself. Otherwise it is the range
+/// with its padding as zeros (a copy), and cuDNN pads nothing.
+struct DimPlan {
+  int64_t extent, offset, pad;
+  bool in_place;
+};
+
+/// Plans a dim of range r. An in-place range that needs no padding after it is widened up to
+/// `box_hi` (the end of the view's box) when cuDNN still makes the same outputs, reading nothing of
+/// the extra input (or writing zeros there, for backward-data): a view then more often covers its
+/// buffer's rows whole, which cuDNN's faster algorithms (and its backward-filter at all) need.
+DimPlan plan_dim(Range& r, int64_t stride, int64_t box_hi) {
+  const int64_t skew = r.before - r.after;
+  if (skew < 0 || skew >= stride) return {r.before + r.size() + r.after, r.before, 0, false};
+  if (r.after == 0 && box_hi > r.hi && box_hi - r.hi <= stride - 1 - skew) r.hi = box_hi;
+  return {r.size(), 0, r.before, true};
+}
+
+/// Output channels [o0, o1) of one cuDNN call and how many groups they make: one (a possibly cut
+/// group) or several whole ones.
+struct Segment {
+  int64_t o0, o1, groups;
+};
+
+/// The calls for output channels [o0, o1): the cut first group, the whole groups, the cut last
+/// group; with `single`, one call per group.
+std::vector<Segment> segments(int64_t o0, int64_t o1, int64_t og, bool single) {
+  std::vector<Segment> out;
+  int64_t o = o0;
+  while (o < o1) {
+    const int64_t group_end = (o / og + 1) * og;
+    if (o % og != 0 || group_end > o1 || single) {
+      const int64_t e = std::min(o1, group_end);
+      out.push_back({o, e, 1});
+      o = e;
+      continue;
+    }
+    const int64_t whole = (o1 - o) / og;
+    out.push_back({o, o + whole * og, whole});
+    o += whole * og;
+  }
+  return out;
+}
+
+// ---- cuDNN operands ------------------------------------------------------------------------------
+
+/// A 4-D tensor operand of a cuDNN call: extents n, element strides s.
+struct Tensor {
+  float* p;
+  int64_t n[4], s[4];
+  /// Channels [c, c + count), counted from its first.
+  Tensor channels(int64_t c, int64_t count) const {
+    Tensor t = *this;
+    t.p += c * s[1];
+    t.n[1] = count;
+    return t;
+  }
+  /// Whether it is dense NCHW (cuDNN's backward-filter takes nothing else); extent-1 dims' strides
+  /// do not matter.
+  bool packed() const {
+    int64_t dense = 1;
+    for (int d = 3; d >= 0; --d) {
+      if (n[d] != 1 && s[d] != dense) return false;
+      dense *= n[d];
+    }
+    return true;
+  }
+  /// Elements from the first to the last, inclusive.
+  int64_t span() const {
+    int64_t e = 1;
+    for (int d = 0; d < 4; ++d) e += (n[d] - 1) * s[d];
+    return e;
+  }
+};
+
+/// The box [lo, lo + size) of v (inside its box).
+Tensor tensor_of(const View& v, std::initializer_list<int64_t> lo, std::initializer_list<int64_t> size) {
+  Tensor t;
+  t.p = v.f32() + v.offset_of(lo.begin());
+  for (int d = 0; d < 4; ++d) t.n[d] = size.begin()[d], t.s[d] = v.stride[d];
+  return t;
+}
+
+Block4 block_of(const View& v) {
+  return {v.f32(), {v.size[0], v.size[1], v.size[2], v.size[3]}, {v.stride[0], v.stride[1], v.stride[2], v.stride[3]}};
+}
+
+/// The input-side operand of a call: a range of an input box, in place or as a zero-padded copy.
+/// `first` is the channel `t` starts at.
+struct Input {
+  Tensor t;
+  int64_t first;
+  std::shared_ptr<std::byte> mem;  ///< the copy's memory
+  View inner;                      ///< the copy's range as a view of the global tensor
+};
+
+/// Images [n0, n0 + nn) and channels [c0, c0 + nc) of the ranges rh x rw of `v`'s global tensor, as
+/// ph and pw plan them: in place in v when both dims are, `in_v`, and (with `packed`) the view is
+/// dense; else a zero-padded dense buffer, filled from v when `load`.
+Input input_operand(Context& ctx, const View& v, bool in_v, int64_t n0, int64_t nn, int64_t c0, int64_t nc,
+                    const Range& rh, const Range& rw, const DimPlan& ph, const DimPlan& pw, bool load,
+                    bool packed = false) {
+  Input in;
+  in.first = c0;
+  if (in_v && ph.in_place && pw.in_place) {
+    in.t = tensor_of(v, {n0, c0, rh.lo, rw.lo}, {nn, nc, rh.size(), rw.size()});
+    if (!packed || in.t.packed()) return in;
+  }
+  const int64_t eh = ph.extent, ew = pw.extent;
+  in.mem = allocate(ctx, static_cast<size_t>(nn * nc * eh * ew) * sizeof(float));
+  float* base = reinterpret_cast<float*>(in.mem.get());
+  in.t = {base, {nn, nc, eh, ew}, {nc * eh * ew, eh * ew, ew, 1}};
+  const int64_t lo[4] = {n0, c0, rh.lo, rw.lo}, size[4] = {nn, nc, rh.size(), rw.size()};
+  in.inner = make_view(base + ph.offset * ew + pw.offset, DType::f32, 4, v.full, lo, size);
+  for (int d = 0; d < 4; ++d) in.inner.stride[d] = in.t.s[d];
+  if (load) copy_box(ctx, v, in.inner, false);
+  return in;
+}
+
+/// A dense filter [o, c, kh, kw].
+struct Filter {
+  float* p;
+  int64_t n[4];
+};
+
+/// Output channels [o0, o0 + no) of the weight (all their input channels and taps), dense: in w
+/// when its rows are, else packed into `keep`.
+float* dense_weight(Context& ctx, const View& w, int64_t o0, int64_t no, std::shared_ptr<std::byte>& keep) {
+  const int64_t lo[4] = {o0, 0, 0, 0}, size[4] = {no, w.full[1], w.full[2], w.full[3]};
+  const View rows = sub_view(w, lo, size);
+  if (rows.contiguous()) return rows.f32();
+  cuda::Temp t(ctx, w, lo, size);
+  copy_box(ctx, w, t.view, false);
+  keep = t.mem;
+  return t.view.f32();
+}
+
+// ---- descriptors and plans -----------------------------------------------------------------------
+
+int to_int(int64_t v) {
+  if (v > INT_MAX || v < 0) throw Error("conv2d: a tensor extent or stride exceeds cuDNN's int range");
+  return static_cast<int>(v);
+}
+
+struct TensorDesc {
+  cudnnTensorDescriptor_t d = nullptr;
+  TensorDesc() { FFRT_CUDNN(nullptr, cudnnCreateTensorDescriptor(&d)); }
+  ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
+  TensorDesc(const TensorDesc&) = delete;
+  TensorDesc& operator=(const TensorDesc&) = delete;
+  void set(Context& ctx, const Tensor& t) {
+    // The stride of an extent-1 dim is never used; cuDNN gets the dense one.
+    int64_t s[4];
+    int64_t dense = 1;
+    for (int k = 3; k >= 0; --k) {
+      s[k] = t.n[k] == 1 ? dense : t.s[k];
+      dense = s[k] * t.n[k];
+    }
+    FFRT_CUDNN(&ctx, cudnnSetTensor4dDescriptorEx(d, CUDNN_DATA_FLOAT, to_int(t.n[0]), to_int(t.n[1]),
+                                                     to_int(t.n[2]), to_int(t.n[3]), to_int(s[0]), to_int(s[1]),
+                                                     to_int(s[2]), to_int(s[3])));
+  }
+};
+
+struct FilterDesc {
+  cudnnFilterDescriptor_t d = nullptr;
+  FilterDesc() { FFRT_CUDNN(nullptr, cudnnCreateFilterDescriptor(&d)); }
+  ~FilterDesc() { cudnnDestroyFilterDescriptor(d); }
+  FilterDesc(const FilterDesc&) = delete;
+  FilterDesc& operator=(const FilterDesc&) = delete;
+};
+
+struct ConvDesc {
+  cudnnConvolutionDescriptor_t d = nullptr;
+  ConvDesc() { FFRT_CUDNN(nullptr, cudnnCreateConvolutionDescriptor(&d)); }
+  ~ConvDesc() { cudnnDestroyConvolutionDescriptor(d); }
+  ConvDesc(const ConvDesc&) = delete;
+  ConvDesc& operator=(const ConvDesc&) = delete;
+};
+
+enum class Dir : int { forward = 0, data, filter };
+
+/// One cuDNN call: x is the input side (x, or dx for backward-data), y the output side (y or dy),
+/// w the filter (w, or dw for backward-weight).
+struct Call {
+  Dir dir;
+  Tensor x, y;
+  Filter w;
+  int64_t pad[2], groups;
+};
+
+/// A call's descriptors and the algorithm measured fastest for them.
+struct Plan {
+  TensorDesc x, y;
+  FilterDesc w;
+  ConvDesc conv;
+  int algo = 0;
+  size_t workspace = 0;
+};
+
+/// The algorithms whose results round like a direct sum, allowed in strict fp32.
+bool strict_algo(Dir dir, int algo) {
+  switch (dir) {
+    case Dir::forward:
+      return algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM ||
+             algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM || algo == CUDNN_CONVOLUTION_FWD_ALGO_GEMM ||
+             algo == CUDNN_CONVOLUTION_FWD_ALGO_DIRECT;
+    case Dir::data:
+      return algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_0 || algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+    case Dir::filter:
+      return algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 || algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1 ||
+             algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
+  }
+  return false;
+}
+
+/// The workspace algorithm `algo` needs with the plan's descriptors (false: not supported).
+bool workspace_of(Context& ctx, const Plan& p, Dir dir, int algo, size_t& bytes) {
+  cudnnStatus_t st = CUDNN_STATUS_NOT_SUPPORTED;
+  switch (dir) {
+    case Dir::forward:
+      st = cudnnGetConvolutionForwardWorkspaceSize(ctx.cudnn, p.x.d, p.w.d, p.conv.d, p.y.d,
+                                                   static_cast<cudnnConvolutionFwdAlgo_t>(algo), &bytes);
+      break;
+    case Dir::data:
+      st = cudnnGetConvolutionBackwardDataWorkspaceSize(ctx.cudnn, p.w.d, p.y.d, p.conv.d, p.x.d,
+                                                        static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), &bytes);
+      break;
+    case Dir::filter:
+      st = cudnnGetConvolutionBackwardFilterWorkspaceSize(ctx.cudnn, p.x.d, p.y.d, p.conv.d, p.w.d,
+                                                          static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), &bytes);
+      break;
+  }
+  return st == CUDNN_STATUS_SUCCESS;
+}
+
+/// Device memory standing in for a call's output while cuDNN measures algorithms (the output may
+/// hold what a backward call accumulates onto): `elems` floats at the address's offset modulo 256,
+/// so the algorithms measured are those that run at its alignment.
+struct Scratch {
+  std::shared_ptr<std::byte> mem;
+  void* p;
+  Scratch(Context& ctx, const void* like, int64_t elems) {
+    const size_t off = reinterpret_cast<uintptr_t>(like) % 256;
+    mem = allocate(ctx, static_cast<size_t>(elems) * sizeof(float) + 256);
+    p = mem.get() + off;
+  }
+};
+
+/// Issues a call with the plan's descriptors, algorithm and workspace: out = conv(...) + beta * out,
+/// `out` being where the direction's result goes (y, dx or dw).
+void execute(Context& ctx, const Call& c, const Plan& p, void* out, float beta) {
+  void* ws = p.workspace ? ctx.workspace(p.workspace) : nullptr;
+  const float one = 1.f;
+  switch (c.dir) {
+    case Dir::forward:
+      FFRT_CUDNN(&ctx, cudnnConvolutionForward(ctx.cudnn, &one, p.x.d, c.x.p, p.w.d, c.w.p, p.conv.d,
+                                               static_cast<cudnnConvolutionFwdAlgo_t>(p.algo), ws, p.workspace, &beta,
+                                               p.y.d, out));
+      break;
+    case Dir::data:
+      FFRT_CUDNN(&ctx, cudnnConvolutionBackwardData(ctx.cudnn, &one, p.w.d, c.w.p, p.y.d, c.y.p, p.conv.d,
+                                                    static_cast<cudnnConvolutionBwdDataAlgo_t>(p.algo), ws,
+                                                    p.workspace, &beta, p.x.d, out));
+      break;
+    case Dir::filter:
+      FFRT_CUDNN(&ctx, cudnnConvolutionBackwardFilter(ctx.cudnn, &one, p.x.d, c.x.p, p.y.d, c.y.p, p.conv.d,
+                                                      static_cast<cudnnConvolutionBwdFilterAlgo_t>(p.algo), ws,
+                                                      p.workspace, &beta, p.w.d, out));
+      break;
+  }
+}
+
+/// Sets p to run `algo` with math type `math`; false when cuDNN does not support it there.
+bool use_algorithm(Context& ctx, Dir dir, Plan& p, int algo, cudnnMathType_t math) {
+  FFRT_CUDNN(&ctx, cudnnSetConvolutionMathType(p.conv.d, math));
+  size_t bytes = 0;
+  if (!workspace_of(ctx, p, dir, algo, bytes)) return false;
+  p.algo = algo;
+  p.workspace = bytes;
+  return true;
+}
+
+/// Measures the algorithms for a call and records the fastest in p (with its math type and
+/// workspace).
+void choose_algorithm(Context& ctx, const Call& c, Plan& p) {
+  const cudnnMathType_t math = ctx.tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  int count = 0;
+  switch (c.dir) {
+    case Dir::forward: FFRT_CUDNN(&ctx, cudnnGetConvolutionForwardAlgorithmMaxCount(ctx.cudnn, &count)); break;
+    case Dir::data: FFRT_CUDNN(&ctx, cudnnGetConvolutionBackwardDataAlgorithmMaxCount(ctx.cudnn, &count)); break;
+    case Dir::filter: FFRT_CUDNN(&ctx, cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(ctx.cudnn, &count)); break;
+  }
+  const auto allowed = [&](int algo) { return ctx.tf32 || strict_algo(c.dir, algo); };
+
+  // The workspace to measure with: what the most demanding allowed algorithm needs, within limits.
+  size_t free_bytes = 0, total_bytes = 0;
+  FFRT_CUDA(&ctx, cudaMemGetInfo(&free_bytes, &total_bytes));
+  const size_t limit = std::min(kMaxFindWorkspace, free_bytes / 2);
+  size_t find_bytes = 0;
+  for (int algo = 0; algo < count; ++algo) {
+    size_t b = 0;
+    if (allowed(algo) && workspace_of(ctx, p, c.dir, algo, b) && b <= limit) find_bytes = std::max(find_bytes, b);
+  }
+  void* ws = find_bytes ? ctx.workspace(find_bytes) : nullptr;
+
+  // The measurements, sorted by time: those that ran, are allowed and fit the workspace.
+  struct Found {
+    int algo;
+    cudnnStatus_t status;
+    float time;
+    size_t memory;
+    cudnnMathType_t math;
+  };
+  std::vector<Found> found;
+  std::optional<Scratch> scratch;
+  if (c.dir == Dir::data) scratch.emplace(ctx, c.x.p, c.x.span());
+  if (c.dir == Dir::filter) scratch.emplace(ctx, c.w.p, c.w.n[0] * c.w.n[1] * c.w.n[2] * c.w.n[3]);
+  void* out = scratch ? scratch->p : c.y.p;
+  int n = 0;
+  switch (c.dir) {
+    case Dir::forward: {
+      std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<size_t>(count));
+      FFRT_CUDNN(&ctx, cudnnFindConvolutionForwardAlgorithmEx(ctx.cudnn, p.x.d, c.x.p, p.w.d, c.w.p, p.conv.d, p.y.d,
+                                                              out, count, &n, perf.data(), ws, find_bytes));
+      for (int i = 0; i < n; ++i)
+        found.push_back({perf[i].algo, perf[i].status, perf[i].time, perf[i].memory, perf[i].mathType});
+      break;
+    }
+    case Dir::data: {
+      std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<size_t>(count));
+      FFRT_CUDNN(&ctx, cudnnFindConvolutionBackwardDataAlgorithmEx(ctx.cudnn, p.w.d, c.w.p, p.y.d, c.y.p, p.conv.d,
+                                                                   p.x.d, out, count, &n, perf.data(), ws,
+                                                                   find_bytes));
+      for (int i = 0; i < n; ++i)
+        found.push_back({perf[i].algo, perf[i].status, perf[i].time, perf[i].memory, perf[i].mathType});
+      break;
+    }
+    case Dir::filter: {
+      std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<size_t>(count));
+      FFRT_CUDNN(&ctx, cudnnFindConvolutionBackwardFilterAlgorithmEx(ctx.cudnn, p.x.d, c.x.p, p.y.d, c.y.p, p.conv.d,
+                                                                     p.w.d, out, count, &n, perf.data(), ws,
+                                                                     find_bytes));
+      for (int i = 0; i < n; ++i)
+        found.push_back({perf[i].algo, perf[i].status, perf[i].time, perf[i].memory, perf[i].mathType});
+      break;
+    }
+  }
+  found.erase(std::remove_if(found.begin(), found.end(),
+                             [&](const Found& f) {
+                               return f.status != CUDNN_STATUS_SUCCESS || f.memory > find_bytes ||
+                                      !allowed(f.algo) || (!ctx.tf32 && f.math != CUDNN_FMA_MATH);
+                             }),
+              found.end());
+  // Short calls: the fastest few again, by the wall clock of back-to-back calls (host time too).
+  const Found* best = nullptr;
+  if (found.size() > 1 && found[0].time < kRetimeBelowMs) {
+    constexpr int kCandidates = 4, kCalls = 10;
+    double best_us = 0;
+    for (size_t i = 0; i < found.size() && i < kCandidates; ++i) {
+      if (!use_algorithm(ctx, c.dir, p, found[i].algo, found[i].math)) continue;
+      execute(ctx, c, p, out, 0.f);
+      FFRT_CUDA(&ctx, cudaStreamSynchronize(ctx.stream));
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int k = 0; k < kCalls; ++k) execute(ctx, c, p, out, 0.f);
+      FFRT_CUDA(&ctx, cudaStreamSynchronize(ctx.stream));
+      const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+      if (!best || us < best_us) best = &found[i], best_us = us;
+    }
+  }
+  for (size_t i = 0; !best && i < found.size(); ++i)
+    if (use_algorithm(ctx, c.dir, p, found[i].algo, found[i].math)) best = &found[i];
+  // Algorithm 0 (an implicit GEMM) is the fallback.
+  const bool ok = best ? use_algorithm(ctx, c.dir, p, best->algo, best->math) : use_algorithm(ctx, c.dir, p, 0, math);
+  if (!ok) cuda::fail(&ctx, "choosing a cuDNN convolution algorithm", "none supports this shape", __FILE__, __LINE__);
+}
+
+/// Runs a call: out = conv(...) + beta * out, out being y, x or w as the direction has it.
+void run(Context& ctx, const Call& c, const Geom& g, float beta) {
+  cuda::Key key("conv2d");
+  key << static_cast<int64_t>(c.dir) << c.groups << c.pad[0] << c.pad[1] << g.wh.s << g.ww.s << g.wh.d << g.ww.d
+      << (ctx.tf32 ? 1 : 0);
+  for (int d = 0; d < 4; ++d) key << c.x.n[d] << c.x.s[d] << c.y.n[d] << c.y.s[d] << c.w.n[d];
+  key << std::min(cuda::alignment(c.x.p), 16) << std::min(cuda::alignment(c.y.p), 16)
+      << std::min(cuda::alignment(c.w.p), 16);
+  Plan& p = cuda::cached<Plan>(ctx, key, [&](Plan& p) {
+    p.x.set(ctx, c.x);
+    p.y.set(ctx, c.y);
+    FFRT_CUDNN(&ctx, cudnnSetFilter4dDescriptor(p.w.d, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, to_int(c.w.n[0]),
+                                                to_int(c.w.n[1]), to_int(c.w.n[2]), to_int(c.w.n[3])));
+    FFRT_CUDNN(&ctx, cudnnSetConvolution2dDescriptor(p.conv.d, to_int(c.pad[0]), to_int(c.pad[1]), to_int(g.wh.s),
+                                                     to_int(g.ww.s), to_int(g.wh.d), to_int(g.ww.d),
+                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    FFRT_CUDNN(&ctx, cudnnSetConvolutionGroupCount(p.conv.d, to_int(c.groups)));
+    FFRT_CUDNN(&ctx, cudnnSetConvolutionMathType(p.conv.d, ctx.tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    choose_algorithm(ctx, c, p);
+  });
+  execute(ctx, c, p, c.dir == Dir::forward ? c.y.p : c.dir == Dir::data ? static_cast<void*>(c.x.p) : c.w.p, beta);
+}
+
+// ---- the bias gradient ---------------------------------------------------------------------------
+
+/// The sum of v over the block's threads (every thread gets it; blockDim.x a multiple of 32).
+__device__ double block_sum(double v) {
+  __shared__ double warp_sums[32];
+  for (int o = 16; o > 0; o /= 2) v += __shfl_down_sync(0xffffffffu, v, o);
+  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  __syncthreads();
+  if (lane == 0) warp_sums[warp] = v;
+  __syncthreads();
+  double s = 0.0;
+  for (unsigned k = 0; k < warps; ++k) s += warp_sums[k];
+  return s;
+}
+
+/// partial[chunk * nc + c] = the sum in double of channel c of dy ([n, nc, h, w]) over the chunk
+/// `chunk` (blockIdx.x) of its (n, h, w) positions, `per_chunk` positions each.
+template <typename I>
+__global__ void channel_partials(Block4 dy, I per_chunk, double* partial) {
+  const I hw = static_cast<I>(dy.n[2] * dy.n[3]), w = static_cast<I>(dy.n[3]);
+  const I total = static_cast<I>(dy.n[0]) * hw;
+  const I begin = static_cast<I>(blockIdx.x) * per_chunk;
+  const I end = total - begin < per_chunk ? total : begin + per_chunk;  // begin < total
+  for (int64_t c = blockIdx.y; c < dy.n[1]; c += gridDim.y) {
+    const float* p = dy.p + c * dy.s[1];
+    double s = 0.0;
+    for (I j = begin + threadIdx.x; j < end; j += blockDim.x) {
+      const I n = j / hw, r = j % hw;
+      s += p[n * dy.s[0] + (r / w) * dy.s[2] + (r % w) * dy.s[3]];
+    }
+    s = block_sum(s);
+    if (threadIdx.x == 0) partial[blockIdx.x * dy.n[1] + c] = s;
+  }
+}
+
+/// out[c * os] (=, or += with accumulate) the sum over chunks of partial[chunk * n + c], rounded
+/// to float.
+__global__ void finish_sums(const double* partial, int64_t chunks, int64_t n, float* out, int64_t os,
+                            bool accumulate) {
+  FFRT_GRID_LOOP(c, n) {
+    double s = 0.0;
+    for (int64_t k = 0; k < chunks; ++k) s += partial[k * n + c];
+    const float v = static_cast<float>(s);
+    out[c * os] = accumulate ? out[c * os] + v : v;
+  }
+}
+
+/// db (=, or +=) the sum of dy's box over its images and positions, per channel of db's box.
+void bias_gradient(Context& ctx, const View& dy, const View& db, bool accumulate) {
+  const int64_t nc = db.size[0];
+  Block4 b = block_of(dy);
+  b.p = dy.f32() + (db.lo[0] - dy.lo[1]) * dy.stride[1];
+  b.n[1] = nc;
+  const int64_t total = b.n[0] * b.n[2] * b.n[3];
+  // Enough blocks to fill the device, each a run of at least 4096 positions.
+  const int64_t want = std::clamp<int64_t>((total + 4095) / 4096, 1, std::max<int64_t>(1, 2048 / nc));
+  const int64_t per_chunk = (total + want - 1) / want, chunks = (total + per_chunk - 1) / per_chunk;
+  auto partial = allocate(ctx, static_cast<size_t>(chunks * nc) * sizeof(double));
+  double* part = reinterpret_cast<double*>(partial.get());
+  const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(std::min<int64_t>(nc, 65535)));
+  if (total < (int64_t{1} << 31))
+    channel_partials<uint32_t><<<grid, cuda::kThreads, 0, ctx.stream>>>(b, static_cast<uint32_t>(per_chunk), part);
+  else
+    channel_partials<int64_t><<<grid, cuda::kThreads, 0, ctx.stream>>>(b, per_chunk, part);
+  FFRT_LAUNCHED(&ctx);
+  finish_sums<<<cuda::blocks_for(nc), cuda::kThreads, 0, ctx.stream>>>(part, chunks, nc, db.f32(), db.stride[0],
+                                                                        accumulate);
+  FFRT_LAUNCHED(&ctx);
+}
+
+}  // namespace
+
+void conv2d_forward(Context& ctx, const Conv2dAttrs& a, Act act, const View& x, const View& w, const View* b,
+                    const View& y) {
+  check_view(x, 4, "conv2d_forward: x must be a 4-D f32 view");
+  check_view(w, 4, "conv2d_forward: w must be a 4-D f32 view");
+  check_view(y, 4, "conv2d_forward: y must be a 4-D f32 view");
+  const Geom g = geometry(a, x.full, y.full, w.full);
+  if (y.volume() == 0) return;
+  const int64_t g_lo = y.lo[1] / g.Og, g_hi = (y.hi(1) - 1) / g.Og + 1;
+  Range rh = input_range(y.lo[2], y.hi(2), 0, g.wh.k, g.H, g.wh);
+  Range rw = input_range(y.lo[3], y.hi(3), 0, g.ww.k, g.W, g.ww);
+  require(holds(x, {y.lo[0], g_lo * g.Cg, rh.lo, rw.lo}, {y.size[0], (g_hi - g_lo) * g.Cg, rh.size(), rw.size()}),
+          "conv2d_forward: x does not hold the input box y's box needs");
+  require(holds(w, {y.lo[1], 0, 0, 0}, {y.size[1], g.Cg, g.wh.k, g.ww.k}),
+          "conv2d_forward: w does not hold the output channels of y's box");
+  if (b) {
+    check_view(*b, 1, "conv2d_forward: b must be a 1-D f32 view");
+    require(b->full[0] == g.O && holds(*b, {y.lo[1]}, {y.size[1]}), "conv2d_forward: b does not hold y's channels");
+  }
+  if (rh.empty() || rw.empty()) {
+    // Every window lies in the padding.
+    fill(ctx, y, 0.f);
+  } else {
+    const DimPlan ph = plan_dim(rh, g.wh.s, x.hi(2)), pw = plan_dim(rw, g.ww.s, x.hi(3));
+    const Input in =
+        input_operand(ctx, x, true, y.lo[0], y.size[0], g_lo * g.Cg, (g_hi - g_lo) * g.Cg, rh, rw, ph, pw, true);
+    std::shared_ptr<std::byte> wkeep;
+    float* wp = dense_weight(ctx, w, y.lo[1], y.size[1], wkeep);
+    const int64_t per_out = g.Cg * g.wh.k * g.ww.k;
+    for (const Segment& s : segments(y.lo[1], y.hi(1), g.Og, false)) {
+      Call c;
+      c.dir = Dir::forward;
+      c.x = in.t.channels((s.o0 / g.Og) * g.Cg - in.first, s.groups * g.Cg);
+      c.y = tensor_of(y, {y.lo[0], s.o0, y.lo[2], y.lo[3]}, {y.size[0], s.o1 - s.o0, y.size[2], y.size[3]});
+      c.w = {wp + (s.o0 - y.lo[1]) * per_out, {s.o1 - s.o0, g.Cg, g.wh.k, g.ww.k}};
+      c.pad[0] = ph.pad, c.pad[1] = pw.pad;
+      c.groups = s.groups;
+      run(ctx, c, g, 0.f);
+    }
+  }
+  const float* bias = b ? b->f32() + (y.lo[1] - b->lo[0]) * b->stride[0] : nullptr;
+  cuda::bias_act(ctx, act, block_of(y), bias, b ? b->stride[0] : 0, 1);
+}
+
+void conv2d_backward_data(Context& ctx, const Conv2dAttrs& a, const View& dy, const View& w, const View& dx,
+                          bool accumulate) {
+  check_view(dy, 4, "conv2d_backward_data: dy must be a 4-D f32 view");
+  check_view(w, 4, "conv2d_backward_data: w must be a 4-D f32 view");
+  check_view(dx, 4, "conv2d_backward_data: dx must be a 4-D f32 view");
+  const Geom g = geometry(a, dx.full, dy.full, w.full);
+  require(holds(w, {dy.lo[1], 0, 0, 0}, {dy.size[1], g.Cg, g.wh.k, g.ww.k}),
+          "conv2d_backward_data: w does not hold the output channels of dy's box");
+  if (dx.volume() == 0) return;
+  const int64_t n0 = std::max(dy.lo[0], dx.lo[0]), n1 = std::min(dy.hi(0), dx.hi(0));
+  Range rh = input_range(dy.lo[2], dy.hi(2), 0, g.wh.k, g.H, g.wh);
+  Range rw = input_range(dy.lo[3], dy.hi(3), 0, g.ww.k, g.W, g.ww);
+  if (dy.volume() == 0 || n1 <= n0 || rh.empty() || rw.empty()) {
+    if (!accumulate) fill(ctx, dx, 0.f);
+    return;
+  }
+  const DimPlan ph = plan_dim(rh, g.wh.s, dx.hi(2)), pw = plan_dim(rw, g.ww.s, dx.hi(3));
+  const std::vector<Segment> segs = segments(dy.lo[1], dy.hi(1), g.Og, false);
+  // The box a segment's call makes: images [n0, n1), the input channels of its groups, rh x rw.
+  auto inside = [&](const Segment& s, bool contains) {
+    const int64_t lo[4] = {n0, (s.o0 / g.Og) * g.Cg, rh.lo, rw.lo}, hi[4] = {n1, lo[1] + s.groups * g.Cg, rh.hi, rw.hi};
+    for (int d = 0; d < 4; ++d) {
+      if (contains ? (lo[d] > dx.lo[d] || hi[d] < dx.hi(d)) : (lo[d] < dx.lo[d] || hi[d] > dx.hi(d))) return false;
+    }
+    return true;
+  };
+  // Unless one call's box covers dx's, the calls add to a zeroed dx.
+  bool add = accumulate;
+  if (!accumulate && !(segs.size() == 1 && inside(segs[0], true))) {
+    fill(ctx, dx, 0.f);
+    add = true;
+  }
+  std::shared_ptr<std::byte> wkeep;
+  float* wp = dense_weight(ctx, w, dy.lo[1], dy.size[1], wkeep);
+  const int64_t per_out = g.Cg * g.wh.k * g.ww.k;
+  for (const Segment& s : segs) {
+    const int64_t c0 = (s.o0 / g.Og) * g.Cg, nc = s.groups * g.Cg;
+    Call c;
+    c.dir = Dir::data;
+    c.y = tensor_of(dy, {n0, s.o0, dy.lo[2], dy.lo[3]}, {n1 - n0, s.o1 - s.o0, dy.size[2], dy.size[3]});
+    // cuDNN's backward data takes dense NCHW operands only: a strided dy block is packed first.
+    std::shared_ptr<std::byte> ykeep;
+    if (!c.y.packed()) {
+      const int64_t lo[4] = {n0, s.o0, dy.lo[2], dy.lo[3]}, size[4] = {n1 - n0, s.o1 - s.o0, dy.size[2], dy.size[3]};
+      cuda::Temp t(ctx, dy, lo, size);
+      copy_box(ctx, dy, t.view, false);
+      ykeep = t.mem;
+      c.y = tensor_of(t.view, {n0, s.o0, dy.lo[2], dy.lo[3]}, {size[0], size[1], size[2], size[3]});
+    }
+    c.w = {wp + (s.o0 - dy.lo[1]) * per_out, {s.o1 - s.o0, g.Cg, g.wh.k, g.ww.k}};
+    c.pad[0] = ph.pad, c.pad[1] = pw.pad;
+    c.groups = s.groups;
+    // Straight into dx's box when the call's box is a dense block of it (cuDNN's backward data
+    // takes dense operands only); else into a temporary added to dx.
+    const Input out = input_operand(ctx, dx, inside(s, false), n0, n1 - n0, c0, nc, rh, rw, ph, pw, false, true);
+    c.x = out.t;
+    if (!out.mem) {
+      run(ctx, c, g, add ? 1.f : 0.f);
+      continue;
+    }
+    run(ctx, c, g, 0.f);
+    copy_box(ctx, out.inner, dx, add);
+  }
+}
+
+void conv2d_backward_weight(Context& ctx, const Conv2dAttrs& a, const View& x, const View& dy, const View& dw,
+                            const View* db, bool accumulate) {
+  check_view(x, 4, "conv2d_backward_weight: x must be a 4-D f32 view");
+  check_view(dy, 4, "conv2d_backward_weight: dy must be a 4-D f32 view");
+  check_view(dw, 4, "conv2d_backward_weight: dw must be a 4-D f32 view");
+  const Geom g = geometry(a, x.full, dy.full, dw.full);
+  require(dw.size[0] == 0 || (dw.lo[0] >= dy.lo[1] && dw.hi(0) <= dy.hi(1)),
+          "conv2d_backward_weight: dy does not hold the output channels of dw's box");
+  if (db) {
+    check_view(*db, 1, "conv2d_backward_weight: db must be a 1-D f32 view");
+    require(db->full[0] == g.O, "conv2d_backward_weight: db's extent is not the output channel count");
+    require(db->size[0] == 0 || (db->lo[0] >= dy.lo[1] && db->hi(0) <= dy.hi(1)),
+            "conv2d_backward_weight: dy does not hold the output channels of db's box");
+  }
+  const bool no_positions = dy.size[0] == 0 || dy.size[2] == 0 || dy.size[3] == 0;
+  if (db && db->size[0] > 0) {
+    if (!no_positions)
+      bias_gradient(ctx, dy, *db, accumulate);
+    else if (!accumulate)
+      fill(ctx, *db, 0.f);
+  }
+
+  if (dw.volume() == 0) return;
+  Range rh = input_range(dy.lo[2], dy.hi(2), dw.lo[2], dw.hi(2), g.H, g.wh);
+  Range rw = input_range(dy.lo[3], dy.hi(3), dw.lo[3], dw.hi(3), g.W, g.ww);
+  if (no_positions || rh.empty() || rw.empty()) {
+    // No positions, or every tap of dw's box reads only padding.
+    if (!accumulate) fill(ctx, dw, 0.f);
+    return;
+  }
+  const int64_t g_lo = dw.lo[0] / g.Og, g_hi = (dw.hi(0) - 1) / g.Og + 1;
+  const int64_t c_lo = g_lo * g.Cg + dw.lo[1], c_hi = (g_hi - 1) * g.Cg + dw.hi(1);
+  require(holds(x, {dy.lo[0], c_lo, rh.lo, rw.lo}, {dy.size[0], c_hi - c_lo, rh.size(), rw.size()}),
+          "conv2d_backward_weight: x does not hold the input box dy's box needs");
+  const DimPlan ph = plan_dim(rh, g.wh.s, x.hi(2)), pw = plan_dim(rw, g.ww.s, x.hi(3));
+  // Several groups make one call only with all their input channels (cuDNN's filter is dense).
+  const bool whole_c = dw.lo[1] == 0 && dw.size[1] == g.Cg;
+  const bool direct = dw.contiguous();
+  const int64_t per_out = dw.size[1] * dw.size[2] * dw.size[3];
+  for (const Segment& s : segments(dw.lo[0], dw.hi(0), g.Og, !whole_c)) {
+    const int64_t no = s.o1 - s.o0;
+    // cuDNN's backward-filter takes only dense tensors: x's range and dy's channels are copied
+    // when their views are not.
+    const int64_t c0 = (s.o0 / g.Og) * g.Cg + dw.lo[1], nc = s.groups == 1 ? dw.size[1] : s.groups * g.Cg;
+    const Input in = input_operand(ctx, x, true, dy.lo[0], dy.size[0], c0, nc, rh, rw, ph, pw, true, true);
+    const int64_t ylo[4] = {dy.lo[0], s.o0, dy.lo[2], dy.lo[3]}, ysize[4] = {dy.size[0], no, dy.size[2], dy.size[3]};
+    Call c;
+    c.dir = Dir::filter;
+    c.x = in.t;
+    c.y = tensor_of(dy, {ylo[0], ylo[1], ylo[2], ylo[3]}, {ysize[0], ysize[1], ysize[2], ysize[3]});
+    std::optional<cuda::Temp> dense_dy;
+    if (!c.y.packed()) {
+      dense_dy.emplace(ctx, dy, ylo, ysize);
+      copy_box(ctx, dy, dense_dy->view, false);
+      c.y = tensor_of(dense_dy->view, {ylo[0], ylo[1], ylo[2], ylo[3]}, {ysize[0], ysize[1], ysize[2], ysize[3]});
+    }
+    c.pad[0] = ph.pad, c.pad[1] = pw.pad;
+    c.groups = s.groups;
+    if (direct) {
+      c.w = {dw.f32() + (s.o0 - dw.lo[0]) * per_out, {no, dw.size[1], dw.size[2], dw.size[3]}};
+      run(ctx, c, g, accumulate ? 1.f : 0.f);
+      continue;
+    }
+    const int64_t lo[4] = {s.o0, dw.lo[1], dw.lo[2], dw.lo[3]}, size[4] = {no, dw.size[1], dw.size[2], dw.size[3]};
+    const cuda::Temp t(ctx, dw, lo, size);
+    c.w = {t.view.f32(), {no, dw.size[1], dw.size[2], dw.size[3]}};
+    run(ctx, c, g, 0.f);
+    copy_box(ctx, t.view, dw, accumulate);
+  }
+}
+
+}  // namespace ffrt

@@ -1,0 +1,366 @@
+// pool2d (max and average) on the device: forward with a fused activation, and backward, on parts.
+//
+// Windows follow PyTorch exactly, as the cpu backend does: max pooling ignores the padding and
+// routes each gradient to the first maximum of its window in row-major order (a NaN counts as a
+// maximum); average pooling divides by the window's extent clipped to the padded input
+// (count_include_pad) or by the number of real input elements in it. These are the backend's own
+// kernels rather than cuDNN's, whose max-pooling backward may route ties elsewhere. The backward
+// gathers: one thread per element of dx's box sums, in output order, the gradients of the outputs
+// of dy's box whose windows hold it (max pooling first finds each window's maximum), so it needs
+// no atomics and gives the same result on every run.
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+
+#include "dnn.h"
+
+namespace ffrt {
+
+namespace {
+
+using cuda::require;
+
+/// PyTorch's output extent of a pooling window, with or without ceil_mode.
+int64_t pool_out(int64_t in, int64_t k, int64_t s, int64_t p, bool ceil_mode) {
+  int64_t span = in + 2 * p - k;
+  if (span < 0) return 0;
+  int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+  if (ceil_mode && (out - 1) * s >= in + p) --out;
+  return out;
+}
+
+/// The global shape of a pooling and its attributes, as kernel arguments.
+struct Geom {
+  int64_t H, W, kh, kw, sh, sw, ph, pw;
+  bool count_include_pad;
+};
+
+Geom geometry(const char* who, const Pool2dAttrs& a, const View& x_like, const View& y_like) {
+  require(x_like.rank == 4 && y_like.rank == 4 && x_like.dtype == DType::f32 && y_like.dtype == DType::f32, who);
+  Geom g;
+  g.H = x_like.full[2], g.W = x_like.full[3];
+  g.kh = a.kernel[0], g.kw = a.kernel[1], g.sh = a.stride[0], g.sw = a.stride[1];
+  g.ph = a.padding[0], g.pw = a.padding[1];
+  g.count_include_pad = a.count_include_pad;
+  require(g.kh >= 1 && g.kw >= 1 && g.sh >= 1 && g.sw >= 1 && g.ph >= 0 && g.pw >= 0,
+          "pool2d: invalid kernel, stride or padding");
+  require(x_like.full[0] == y_like.full[0] && x_like.full[1] == y_like.full[1],
+          "pool2d: input and output batch or channel extents differ");
+  const int64_t oh = y_like.full[2], ow = y_like.full[3];
+  require((oh == pool_out(g.H, g.kh, g.sh, g.ph, false) || oh == pool_out(g.H, g.kh, g.sh, g.ph, true)) &&
+              (ow == pool_out(g.W, g.kw, g.sw, g.pw, false) || ow == pool_out(g.W, g.kw, g.sw, g.pw, true)),
+          "pool2d: output extents do not match the input extents and attributes");
+  require(g.H * g.W < INT_MAX, "pool2d: an input plane exceeds 2^31 elements");
+  return g;
+}
+
+/// The input range [lo, hi) that outputs [o0, o1) read, clipped to [0, in).
+void window_range(int64_t o0, int64_t o1, int64_t k, int64_t s, int64_t p, int64_t in, int64_t& lo, int64_t& hi) {
+  lo = std::clamp<int64_t>(o0 * s - p, 0, in);
+  hi = std::clamp<int64_t>((o1 - 1) * s - p + k, 0, in);
+}
+
+/// Whether x holds images [n0, n1), channels [c0, c1) and the input rows and columns that the
+/// output box [oh0, oh1) x [ow0, ow1) reads.
+bool holds_input(const View& x, const Geom& g, int64_t n0, int64_t n1, int64_t c0, int64_t c1, int64_t oh0, int64_t oh1,
+                 int64_t ow0, int64_t ow1) {
+  if (n1 <= n0 || c1 <= c0 || oh1 <= oh0 || ow1 <= ow0) return true;
+  int64_t h0, h1, w0, w1;
+  window_range(oh0, oh1, g.kh, g.sh, g.ph, g.H, h0, h1);
+  window_range(ow0, ow1, g.kw, g.sw, g.pw, g.W, w0, w1);
+  if (h1 <= h0 || w1 <= w0) return true;
+  return n0 >= x.lo[0] && n1 <= x.hi(0) && c0 >= x.lo[1] && c1 <= x.hi(1) && h0 >= x.lo[2] && h1 <= x.hi(2) &&
+         w0 >= x.lo[3] && w1 <= x.hi(3);
+}
+
+// ---- device side ---------------------------------------------------------------------------------
+
+/// Division by a divisor fixed at launch: a multiply-high and a shift for 32-bit numerators below
+/// 2^31 (the usual magic-number method), plain division for 64-bit ones.
+template <typename I>
+struct Divider {
+  I d;
+  explicit Divider(I d_ = 1) : d(d_) {}
+  __device__ I div(I n) const { return n / d; }
+};
+
+template <>
+struct Divider<uint32_t> {
+  uint32_t d, magic, shift;
+  explicit Divider(uint32_t d_ = 1) : d(d_) {
+    for (shift = 0; shift < 32; ++shift)
+      if ((uint64_t{1} << shift) >= d) break;
+    magic = static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << shift) - d)) / d + 1);
+  }
+  __device__ uint32_t div(uint32_t n) const { return (__umulhi(n, magic) + n) >> shift; }
+};
+
+/// The geometry as the kernels use it: coordinates fit in 32 bits (an input plane has fewer than
+/// 2^31 elements).
+struct Dims {
+  int H, W, kh, kw, sh, sw, ph, pw;
+  bool count_include_pad;
+  Divider<uint32_t> by_sh, by_sw;  ///< division by the strides
+};
+
+Dims dims_of(const Geom& g) {
+  return {static_cast<int>(g.H),
+          static_cast<int>(g.W),
+          static_cast<int>(g.kh),
+          static_cast<int>(g.kw),
+          static_cast<int>(g.sh),
+          static_cast<int>(g.sw),
+          static_cast<int>(g.ph),
+          static_cast<int>(g.pw),
+          g.count_include_pad,
+          Divider<uint32_t>(static_cast<uint32_t>(g.sh)),
+          Divider<uint32_t>(static_cast<uint32_t>(g.sw))};
+}
+
+/// A 4-D box for the kernels: element (n, c, h, w), in global coordinates, at
+/// p[(n - lo[0]) * s[0] + ... + (w - lo[3]) * s[3]], offsets of type I.
+template <typename I>
+struct Box {
+  float* p;
+  I s[4];
+  int lo[4], n[4];
+  Divider<I> by[4];  ///< division by n[d]
+  __device__ float& at(int a, int b, int c, int d) const {
+    return p[static_cast<I>(a - lo[0]) * s[0] + static_cast<I>(b - lo[1]) * s[1] + static_cast<I>(c - lo[2]) * s[2] +
+             static_cast<I>(d - lo[3]) * s[3]];
+  }
+  /// The global coordinates of the i-th element (row-major).
+  __device__ void coords(I i, int* g) const {
+    for (int d = 3; d > 0; --d) {
+      const I q = by[d].div(i);
+      g[d] = lo[d] + static_cast<int>(i - q * static_cast<I>(n[d]));
+      i = q;
+    }
+    g[0] = lo[0] + static_cast<int>(i);
+  }
+};
+
+template <typename I>
+Box<I> box_of(const View& v) {
+  Box<I> b;
+  b.p = v.f32();
+  for (int d = 0; d < 4; ++d) {
+    b.s[d] = static_cast<I>(v.stride[d]);
+    b.lo[d] = static_cast<int>(v.lo[d]);
+    b.n[d] = static_cast<int>(v.size[d]);
+    b.by[d] = Divider<I>(static_cast<I>(std::max<int64_t>(v.size[d], 1)));
+  }
+  return b;
+}
+
+/// Whether a view's elements and offsets fit 32-bit indices.
+bool small(const View& v) {
+  int64_t span = 1;
+  for (int d = 0; d < v.rank; ++d) span += (v.size[d] - 1) * v.stride[d];
+  return span < (int64_t{1} << 31) && v.volume() < (int64_t{1} << 31);
+}
+
+/// The window of output o along one dim: [lo, hi) clipped to the input, and its extent clipped to
+/// the padded input (PyTorch's divisor with count_include_pad).
+struct Window {
+  int lo, hi, padded;
+};
+
+__device__ inline Window window_of(int o, int k, int s, int p, int in) {
+  const int start = o * s - p, end = min(start + k, in + p);
+  return {max(start, 0), min(end, in), end - start};
+}
+
+/// PyTorch's divisor of an average-pooling window.
+__device__ inline int avg_divisor(const Dims& g, const Window& wh, const Window& ww) {
+  if (g.count_include_pad) return wh.padded * ww.padded;
+  return max(wh.hi - wh.lo, 0) * max(ww.hi - ww.lo, 0);
+}
+
+/// The outputs [first, last] of [o0, o1) whose windows (start o * s - p, extent k) hold input i.
+__device__ inline void outputs_over(int i, int k, int s, const Divider<uint32_t>& by_s, int p, int o0, int o1,
+                                    int& first, int& last) {
+  const int a = i + p - k + 1;  // the first output's window must reach i
+  first = max(o0, a <= 0 ? 0 : static_cast<int>(by_s.div(static_cast<uint32_t>(a + s - 1))));
+  last = min(o1 - 1, static_cast<int>(by_s.div(static_cast<uint32_t>(i + p))));
+}
+
+#define POOL_LOOP(I, i, n)                                                        \
+  for (I i = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
+       i += static_cast<I>(gridDim.x) * blockDim.x)
+
+/// y = act(pool(x)) over y's box.
+template <Act A, bool Max, typename I>
+__global__ void forward_kernel(Box<I> x, Box<I> y, Dims g) {
+  const I total = static_cast<I>(y.n[0]) * y.n[1] * y.n[2] * y.n[3];
+  POOL_LOOP(I, i, total) {
+    int o[4];
+    y.coords(i, o);
+    const Window wh = window_of(o[2], g.kh, g.sh, g.ph, g.H), ww = window_of(o[3], g.kw, g.sw, g.pw, g.W);
+    float v;
+    if (Max) {
+      v = -INFINITY;
+      bool nan = false;
+      for (int h = wh.lo; h < wh.hi; ++h) {
+        const float* row = &x.at(o[0], o[1], h, ww.lo);
+        for (int w = 0; w < ww.hi - ww.lo; ++w) {
+          const float e = row[static_cast<I>(w) * x.s[3]];
+          v = e > v ? e : v;
+          nan |= e != e;
+        }
+      }
+      if (nan) v = NAN;
+    } else {
+      float sum = 0.f;
+      for (int h = wh.lo; h < wh.hi; ++h) {
+        const float* row = &x.at(o[0], o[1], h, ww.lo);
+        for (int w = 0; w < ww.hi - ww.lo; ++w) sum += row[static_cast<I>(w) * x.s[3]];
+      }
+      const int div = avg_divisor(g, wh, ww);
+      v = div > 0 ? sum / static_cast<float>(div) : 0.f;
+    }
+    y.at(o[0], o[1], o[2], o[3]) = cuda::act_value<A>(v);
+  }
+}
+
+/// arg[i] = h * W + w of the first maximum of the window of the i-th output of `box` (output
+/// coordinates; p unused), -1 for an empty window.
+template <typename I>
+__global__ void argmax_kernel(Box<I> x, Box<I> box, Dims g, int32_t* arg) {
+  const I total = static_cast<I>(box.n[0]) * box.n[1] * box.n[2] * box.n[3];
+  POOL_LOOP(I, i, total) {
+    int o[4];
+    box.coords(i, o);
+    const Window wh = window_of(o[2], g.kh, g.sh, g.ph, g.H), ww = window_of(o[3], g.kw, g.sw, g.pw, g.W);
+    // As the cpu backend: the window's first element unless a later one is greater, or NaN.
+    float best = -INFINITY;
+    int where = wh.lo < wh.hi && ww.lo < ww.hi ? wh.lo * g.W + ww.lo : -1;
+    for (int h = wh.lo; h < wh.hi; ++h) {
+      const float* row = &x.at(o[0], o[1], h, ww.lo);
+      for (int w = 0; w < ww.hi - ww.lo; ++w) {
+        const float e = row[static_cast<I>(w) * x.s[3]];
+        if (e > best || e != e) {
+          best = e;
+          where = h * g.W + ww.lo + w;
+        }
+      }
+    }
+    arg[i] = where;
+  }
+}
+
+/// dx (=, or += with accumulate) over dx's box: the gradients of the outputs of dy's box whose
+/// windows hold each element, over images [n0, n1) and channels [c0, c1). Max pooling reads the
+/// window maxima `arg` (argmax_kernel over those images and channels of dy's box).
+template <bool Max, typename I>
+__global__ void backward_kernel(Box<I> dy, Box<I> dx, Dims g, const int32_t* arg, int n0, int n1, int c0, int c1,
+                                bool accumulate) {
+  const I total = static_cast<I>(dx.n[0]) * dx.n[1] * dx.n[2] * dx.n[3];
+  POOL_LOOP(I, i, total) {
+    int e[4];
+    dx.coords(i, e);
+    float acc = 0.f;
+    if (e[0] >= n0 && e[0] < n1 && e[1] >= c0 && e[1] < c1) {
+      int h0, h1, w0, w1;
+      outputs_over(e[2], g.kh, g.sh, g.by_sh, g.ph, dy.lo[2], dy.lo[2] + dy.n[2], h0, h1);
+      outputs_over(e[3], g.kw, g.sw, g.by_sw, g.pw, dy.lo[3], dy.lo[3] + dy.n[3], w0, w1);
+      const I plane = static_cast<I>(e[0] - n0) * (c1 - c0) + (e[1] - c0);
+      const int self = e[2] * g.W + e[3];
+      for (int oh = h0; oh <= h1; ++oh) {
+        const I arow = (plane * dy.n[2] + (oh - dy.lo[2])) * dy.n[3] - dy.lo[3];
+        for (int ow = w0; ow <= w1; ++ow) {
+          if (Max) {
+            if (arg[arow + ow] == self) acc += dy.at(e[0], e[1], oh, ow);
+          } else {
+            const Window wh = window_of(oh, g.kh, g.sh, g.ph, g.H), ww = window_of(ow, g.kw, g.sw, g.pw, g.W);
+            const int div = avg_divisor(g, wh, ww);
+            if (div > 0) acc += dy.at(e[0], e[1], oh, ow) / static_cast<float>(div);
+          }
+        }
+      }
+    }
+    float& out = dx.at(e[0], e[1], e[2], e[3]);
+    out = accumulate ? out + acc : acc;
+  }
+}
+
+#undef POOL_LOOP
+
+/// Calls launch(I{}) with 32-bit indices when every view fits them, else 64-bit, and checks the
+/// launch.
+template <typename F>
+void with_index(Context& ctx, std::initializer_list<const View*> views, F&& launch) {
+  bool fits = true;
+  for (const View* v : views) fits = fits && small(*v);
+  if (fits)
+    launch(uint32_t{});
+  else
+    launch(int64_t{});
+  FFRT_LAUNCHED(&ctx);
+}
+
+}  // namespace
+
+void pool2d_forward(Context& ctx, const Pool2dAttrs& a, Act act, const View& x, const View& y) {
+  const Geom g = geometry("pool2d_forward: x and y must be 4-D f32 views", a, x, y);
+  if (y.volume() == 0) return;
+  require(holds_input(x, g, y.lo[0], y.hi(0), y.lo[1], y.hi(1), y.lo[2], y.hi(2), y.lo[3], y.hi(3)),
+          "pool2d_forward: x does not hold the input box y's box needs");
+  const Dims d = dims_of(g);
+  const unsigned blocks = cuda::blocks_for(y.volume());
+  cuda::with_act(act, [&](auto actc) {
+    constexpr Act A = decltype(actc)::value;
+    with_index(ctx, {&x, &y}, [&](auto idx) {
+      using I = decltype(idx);
+      if (a.max)
+        forward_kernel<A, true, I><<<blocks, cuda::kThreads, 0, ctx.stream>>>(box_of<I>(x), box_of<I>(y), d);
+      else
+        forward_kernel<A, false, I><<<blocks, cuda::kThreads, 0, ctx.stream>>>(box_of<I>(x), box_of<I>(y), d);
+    });
+  });
+}
+
+void pool2d_backward(Context& ctx, const Pool2dAttrs& a, const View& x, const View&, const View& dy, const View& dx,
+                     bool accumulate) {
+  const Geom g = geometry("pool2d_backward: dx and dy must be 4-D f32 views", a, dx, dy);
+  if (dx.volume() == 0) return;
+  const int64_t n0 = std::max(dy.lo[0], dx.lo[0]), n1 = std::min(dy.hi(0), dx.hi(0));
+  const int64_t c0 = std::max(dy.lo[1], dx.lo[1]), c1 = std::min(dy.hi(1), dx.hi(1));
+  if (n1 <= n0 || c1 <= c0 || dy.volume() == 0) {
+    if (!accumulate) fill(ctx, dx, 0.f);
+    return;
+  }
+  const Dims d = dims_of(g);
+  std::shared_ptr<std::byte> arg_mem;
+  int32_t* arg = nullptr;
+  if (a.max) {
+    require(x.rank == 4 && x.dtype == DType::f32 && x.full[2] == g.H && x.full[3] == g.W,
+            "pool2d_backward: x must be a 4-D f32 view of the pooling's input");
+    require(holds_input(x, g, n0, n1, c0, c1, dy.lo[2], dy.hi(2), dy.lo[3], dy.hi(3)),
+            "pool2d_backward: x does not hold the input box dy's box needs");
+    // The maxima of the windows of dy's box, over the images and channels dx shares with it.
+    View box = dy;
+    box.lo[0] = n0, box.size[0] = n1 - n0, box.lo[1] = c0, box.size[1] = c1 - c0;
+    arg_mem = allocate(ctx, static_cast<size_t>(box.volume()) * sizeof(int32_t));
+    arg = reinterpret_cast<int32_t*>(arg_mem.get());
+    with_index(ctx, {&x, &box}, [&](auto idx) {
+      using I = decltype(idx);
+      argmax_kernel<I><<<cuda::blocks_for(box.volume()), cuda::kThreads, 0, ctx.stream>>>(box_of<I>(x),
+                                                                                           box_of<I>(box), d, arg);
+    });
+  }
+  const int in0 = static_cast<int>(n0), in1 = static_cast<int>(n1), ic0 = static_cast<int>(c0),
+            ic1 = static_cast<int>(c1);
+  const unsigned blocks = cuda::blocks_for(dx.volume());
+  with_index(ctx, {&dy, &dx}, [&](auto idx) {
+    using I = decltype(idx);
+    if (a.max)
+      backward_kernel<true, I><<<blocks, cuda::kThreads, 0, ctx.stream>>>(box_of<I>(dy), box_of<I>(dx), d, arg, in0,
+                                                                          in1, ic0, ic1, accumulate);
+    else
+      backward_kernel<false, I><<<blocks, cuda::kThreads, 0, ctx.stream>>>(box_of<I>(dy), box_of<I>(dx), d, arg, in0,
+                                                                           in1, ic0, ic1, accumulate);
+  });
+}
+
+}  // namespace ffrt
