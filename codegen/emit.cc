@@ -135,7 +135,10 @@ class RankEmitter {
     list("dparams", in.dparams, [](size_t) { return std::string("std::nullopt"); });
     if (in.stats.present()) s += fmt::format("    v.stats = {};\n", operand(in.stats));
     if (!in.update_state) s += "    v.update_state = false;\n";
-    s += fmt::format("    ffrt::{}(R.ctx(), kOps[{}], R.info(), v);\n  }}\n", fn, in.op);
+    s += fmt::format("    ffrt::{}(R.ctx(), kOps[{}], R.info(), v);\n", fn, in.op);
+    // Evaluation counts the predictions a classification loss's parts see.
+    if (in.kind == InstrKind::forward && op.kind == OpKind::softmax_cross_entropy) s += "    R.score(v.in[0], v.in[1]);\n";
+    s += "  }\n";
     return s;
   }
 
@@ -242,7 +245,7 @@ std::map<std::string, std::string> emit_project(const Graph& g, const Program& p
     ids.push_back(buffer_idents(r));
     h += fmt::format("\nnamespace rank{} {{\n", r.rank);
     for (const std::string& id : ids.back()) h += fmt::format("extern const ffrt::Buf {};\n", id);
-    h += "void setup(ffrt::Runner& R);\nvoid step(ffrt::Runner& R);\n";
+    h += "void setup(ffrt::Runner& R);\nvoid forward(ffrt::Runner& R);\nvoid step(ffrt::Runner& R);\n";
     h += fmt::format("}}  // namespace rank{}\n", r.rank);
   }
   files["model.h"] = h;
@@ -259,8 +262,10 @@ std::map<std::string, std::string> emit_project(const Graph& g, const Program& p
     for (size_t b = 0; b < r.buffers.size(); ++b) s += buffer_def(r.buffers[b], e.ids()[b]);
     s += "\n// Once, before the first iteration.\nvoid setup(ffrt::Runner& R) {\n";
     for (const Instr& in : r.setup) s += e.instr(in);
-    s += "}\n\n// One training iteration.\nvoid step(ffrt::Runner& R) {\n";
-    for (const Instr& in : r.step) s += e.instr(in);
+    s += "}\n\n// The forward, up to the whole loss (evaluation runs it alone).\nvoid forward(ffrt::Runner& R) {\n";
+    for (size_t i = 0; i < r.forward_end; ++i) s += e.instr(r.step[i]);
+    s += "}\n\n// One training iteration.\nvoid step(ffrt::Runner& R) {\n  forward(R);\n";
+    for (size_t i = r.forward_end; i < r.step.size(); ++i) s += e.instr(r.step[i]);
     s += fmt::format("}}\n\n}}  // namespace rank{}\n", r.rank);
     files[fmt::format("rank_{}.cc", r.rank)] = s;
   }
@@ -300,8 +305,8 @@ std::map<std::string, std::string> emit_project(const Graph& g, const Program& p
   }
   for (const RankProgram& r : p.ranks) {
     FFC_CHECK(r.loss.present() && r.loss.box == r.buffers[r.loss.buffer].box);
-    m += fmt::format("  m.rank_programs.push_back({{{}, {}, rank{}::setup, rank{}::step, &rank{}::{}}});\n",
-                     r.persistent_bytes, r.arena_bytes, r.rank, r.rank, r.rank, ids[r.rank][r.loss.buffer]);
+    m += fmt::format("  m.rank_programs.push_back({{{}, {}, rank{}::setup, rank{}::forward, rank{}::step, &rank{}::{}}});\n",
+                     r.persistent_bytes, r.arena_bytes, r.rank, r.rank, r.rank, r.rank, ids[r.rank][r.loss.buffer]);
   }
   m += "  return m;\n}();\n";
   files["model.cc"] = m;
@@ -317,14 +322,45 @@ std::map<std::string, std::string> emit_project(const Graph& g, const Program& p
       "cmake_minimum_required(VERSION 3.25)\nproject({} LANGUAGES C CXX)\n\n"
       "set(CMAKE_CXX_STANDARD 20)\nset(CMAKE_CXX_STANDARD_REQUIRED ON)\n"
       "if(NOT CMAKE_BUILD_TYPE)\n  set(CMAKE_BUILD_TYPE Release CACHE STRING \"Build type\" FORCE)\nendif()\n\n"
-      "# libffrt is built from the ffc source tree this program was generated with.\n"
+      "# libffrt: a build of it (-Dffrt_DIR=<ffc build>/runtime), or built here from the ffc source tree this\n"
+      "# program was generated with. A parent project that builds several programs provides it once.\n"
       "set(FFC_SOURCE_DIR \"{}\" CACHE PATH \"the ffc source tree\")\n"
-      "set(FFRT_BACKEND cpu CACHE STRING \"the runtime backend: cpu (cuda: not built yet)\")\n"
-      "if(NOT FFRT_BACKEND STREQUAL \"cpu\")\n  message(FATAL_ERROR \"FFRT_BACKEND=${{FFRT_BACKEND}}: only the cpu backend is built so far\")\nendif()\n"
-      "add_subdirectory(${{FFC_SOURCE_DIR}}/runtime ffrt)\n\n"
-      "add_executable({} main.cc model.cc {})\ntarget_link_libraries({} PRIVATE ffrt_program)\n",
+      "if(NOT TARGET ffrt_program)\n"
+      "  if(DEFINED ffrt_DIR)\n"
+      "    find_package(ffrt REQUIRED CONFIG)\n"
+      "  else()\n"
+      "    # The backend: cuda where nvcc is found, else cpu; -DFFRT_BACKEND=cpu|cuda chooses.\n"
+      "    if(NOT DEFINED FFRT_BACKEND)\n"
+      "      include(CheckLanguage)\n"
+      "      check_language(CUDA)\n"
+      "      if(CMAKE_CUDA_COMPILER)\n        set(FFRT_BACKEND cuda)\n      else()\n        set(FFRT_BACKEND cpu)\n      endif()\n"
+      "    endif()\n"
+      "    if(FFRT_BACKEND STREQUAL \"cuda\")\n"
+      "      if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)\n"
+      "        set(CMAKE_CUDA_ARCHITECTURES 90)  # H100 / H200\n"
+      "      endif()\n"
+      "      enable_language(CUDA)\n"
+      "    endif()\n"
+      "    add_subdirectory(${{FFC_SOURCE_DIR}}/runtime ffrt)\n"
+      "  endif()\n"
+      "endif()\n"
+      "if(NOT DEFINED FFRT_BACKEND)\n"
+      "  if(TARGET ffrt_program_cuda)\n    set(FFRT_BACKEND cuda)\n  else()\n    set(FFRT_BACKEND cpu)\n  endif()\n"
+      "endif()\n"
+      "set(FFRT_BACKEND ${{FFRT_BACKEND}} CACHE STRING \"the runtime backend: cpu or cuda\")\n"
+      "if(FFRT_BACKEND STREQUAL \"cuda\" AND NOT TARGET ffrt_program_cuda)\n"
+      "  message(FATAL_ERROR \"FFRT_BACKEND=cuda, but this libffrt was built without CUDA\")\n"
+      "elseif(NOT FFRT_BACKEND MATCHES \"^(cpu|cuda)$\")\n"
+      "  message(FATAL_ERROR \"FFRT_BACKEND=${{FFRT_BACKEND}}: the backends are cpu and cuda\")\n"
+      "endif()\n\n"
+      "add_executable({} main.cc model.cc {})\n"
+      "if(FFRT_BACKEND STREQUAL \"cuda\")\n"
+      "  target_link_libraries({} PRIVATE ffrt_program_cuda)\n"
+      "else()\n"
+      "  target_link_libraries({} PRIVATE ffrt_program)\n"
+      "endif()\n",
       o.name, p.num_ranks, o.model_path, o.strategy_path.empty() ? std::string("data parallelism") : o.strategy_path,
-      p.num_ranks, o.name, o.name, o.source_dir, o.name, fmt::join(ranks, " "), o.name);
+      p.num_ranks, o.name, o.name, o.source_dir, o.name, fmt::join(ranks, " "), o.name, o.name);
   files["CMakeLists.txt"] = cm;
   return files;
 }

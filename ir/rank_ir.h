@@ -143,6 +143,9 @@ struct RankProgram {
   std::vector<Buffer> buffers;
   std::vector<Instr> setup;  ///< once, before the first iteration
   std::vector<Instr> step;   ///< one training iteration
+  /// step[0, forward_end) is the forward up to the whole loss: with the op descriptors' training
+  /// flag off, an evaluation step.
+  size_t forward_end = 0;
   Operand loss;              ///< the whole loss after the iteration (every rank has it)
   // Memory plan (bytes):
   int64_t persistent_bytes = 0;  ///< parameters, gradients, optimizer state

@@ -591,6 +591,7 @@ Lowered Lowerer::run() {
   grads_.resize(out_.params.size());
 
   for (size_t o = 0; o <= static_cast<size_t>(b_.loss_op); ++o) forward_op(static_cast<int>(o));
+  out_.forward_steps = out_.steps.size();
 
   // The seed: the loss's gradient is 1 on every rank that computes a part of the loss.
   seed_.resize(ranks);

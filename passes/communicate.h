@@ -54,6 +54,7 @@ struct CommunicateOptions {
 struct Lowered {
   std::vector<RankProgram> ranks;  ///< buffers, setup and loss filled; step empty
   std::vector<GlobalStep> steps;
+  size_t forward_steps = 0;  ///< steps[0, forward_steps) are the forward, the loss's sum included
   std::vector<ParamInfo> params;
 };
 

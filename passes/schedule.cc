@@ -26,7 +26,10 @@ Program schedule(const Graph& g, Lowered lowered, int64_t batch) {
     if (fresh) p.groups.push_back(ranks);
     return it->second;
   };
-  for (GlobalStep& step : lowered.steps) {
+  for (size_t i = 0; i < lowered.steps.size(); ++i) {
+    GlobalStep& step = lowered.steps[i];
+    if (i == lowered.forward_steps)
+      for (RankProgram& r : p.ranks) r.forward_end = r.step.size();
     if (!step.is_comm) {
       p.ranks[step.rank].step.push_back(std::move(step.instr));
       continue;
@@ -82,6 +85,8 @@ Program schedule(const Graph& g, Lowered lowered, int64_t batch) {
     }
     p.phases.push_back(std::move(ph));
   }
+  if (lowered.forward_steps >= lowered.steps.size())
+    for (RankProgram& r : p.ranks) r.forward_end = r.step.size();
   verify_program(p);
   return p;
 }

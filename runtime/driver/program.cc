@@ -1,6 +1,7 @@
 // The driver of emitted programs (include/ffrt/program.h).
 #include "ffrt/program.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -26,29 +27,34 @@ View make(void* base, const Buf& b, const int64_t* lo, const int64_t* size) {
 }  // namespace
 
 Runner::Runner(const ModelInfo& m, Comm& comm, const RunOptions& opts)
-    : m_(m), comm_(comm), opts_(opts), ctx_(make_context({opts.threads, 0})) {
+    : m_(m), comm_(comm), opts_(opts), ctx_(make_context({opts.threads, comm.local_rank(), comm.rank(), opts.tf32})) {
   const ModelInfo::Rank& r = m_.rank_programs.at(comm_.rank());
-  persistent_ = std::make_unique<std::byte[]>(static_cast<size_t>(r.persistent_bytes) + 1);
-  arena_ = std::make_unique<std::byte[]>(static_cast<size_t>(r.arena_bytes) + 1);
+  persistent_ = allocate(*ctx_, static_cast<size_t>(r.persistent_bytes));
+  arena_ = allocate(*ctx_, static_cast<size_t>(r.arena_bytes));
   info_.seed = opts.seed;
   if (!opts_.dataset.empty()) {
     data_ = std::make_unique<Dataset>(Dataset::open(opts_.dataset, Split::train));
-    for (const InputEntry& in : m_.inputs) {
-      if (in.role == InputEntry::other) continue;
-      const bool samples = in.role == InputEntry::samples;
-      const std::vector<int64_t> want(in.shape.begin() + 1, in.shape.end());
-      const std::vector<int64_t>& have = samples ? data_->input_shape() : data_->label_shape();
-      const DType have_type = samples ? data_->input_dtype() : data_->label_dtype();
-      if (have != want || have_type != in.dtype)
-        throw Error(opts_.dataset + ": the data set's " + (samples ? "inputs" : "labels") + " are " +
-                    dtype_name(have_type) + " " + shape_str(have) + " per sample, but input '" + in.name + "' takes " +
-                    dtype_name(in.dtype) + " " + shape_str(want));
-    }
+    check_dataset(*data_);
+    source_ = data_.get();
     if (opts_.epochs > 0) opts_.iterations = opts_.epochs * ((data_->size() + m_.batch - 1) / m_.batch);
   }
 }
 
 Runner::~Runner() = default;
+
+void Runner::check_dataset(const Dataset& d) const {
+  for (const InputEntry& in : m_.inputs) {
+    if (in.role == InputEntry::other) continue;
+    const bool samples = in.role == InputEntry::samples;
+    const std::vector<int64_t> want(in.shape.begin() + 1, in.shape.end());
+    const std::vector<int64_t>& have = samples ? d.input_shape() : d.label_shape();
+    const DType have_type = samples ? d.input_dtype() : d.label_dtype();
+    if (have != want || have_type != in.dtype)
+      throw Error(opts_.dataset + ": the data set's " + (samples ? "inputs" : "labels") + " are " +
+                  dtype_name(have_type) + " " + shape_str(have) + " per sample, but input '" + in.name + "' takes " +
+                  dtype_name(in.dtype) + " " + shape_str(want));
+  }
+}
 
 View Runner::whole(const Buf& b) const {
   return make(b.persistent ? persistent_.get() : arena_.get(), b, b.lo, b.size);
@@ -76,16 +82,16 @@ void Runner::load_input(int input, const View& v) {
   // Synthetic sample s of the stream is the same whatever the split: its global index is
   // step * batch + s, as in ffc's executors.
   const InputEntry& in = m_.inputs.at(input);
-  if (data_ && in.role != InputEntry::other && v.rank > 0) {
+  if (source_ && in.role != InputEntry::other && v.rank > 0) {
     // The samples of this box's rows (every element of them), then the box.
     std::vector<int64_t> rows(v.full, v.full + v.rank), lo(v.rank, 0);
     rows[0] = v.size[0];
     lo[0] = v.lo[0];
     HostArray part(in.dtype, rows);
     const bool samples = in.role == InputEntry::samples;
-    data_->batch(info_.step, m_.batch, v.lo[0], v.lo[0] + v.size[0], samples ? part.bytes.data() : nullptr,
+    source_->batch(info_.step, m_.batch, v.lo[0], v.lo[0] + v.size[0], samples ? part.bytes.data() : nullptr,
                  samples ? nullptr : part.bytes.data());
-    copy_box(*ctx_, make_view(part.bytes.data(), in.dtype, v.rank, v.full, lo.data(), rows.data()), v, false);
+    upload(*ctx_, make_view(part.bytes.data(), in.dtype, v.rank, v.full, lo.data(), rows.data()), v);
     return;
   }
   View shifted = v;
@@ -115,6 +121,47 @@ void Runner::update(int param, const View& w, const View& g, const View* state1,
   adam_step(*ctx_, a, w, g, *state1, *state2);
 }
 
+void Runner::score(const View& logits, const View& labels) {
+  if (evaluating_)
+    count_correct(*ctx_, logits, labels, valid_rows_, make_view(correct_.get(), DType::f64, 0, nullptr, nullptr, nullptr));
+}
+
+// Batch b of the test split is its samples [b*B, b*B + B), the last batch wrapping to the start;
+// only the samples before the end are counted.
+double Runner::evaluate() {
+  Dataset test = Dataset::open(opts_.dataset, Split::test);
+  check_dataset(test);
+  const ModelInfo::Rank& r = m_.rank_programs.at(comm_.rank());
+  const bool scored = std::any_of(m_.inputs.begin(), m_.inputs.end(),
+                                  [](const InputEntry& in) { return in.role == InputEntry::labels; });
+  if (!scored) throw Error("--eval: the model has no classification labels to score");
+  correct_ = allocate(*ctx_, sizeof(double));
+  source_ = &test;
+  evaluating_ = true;
+  info_.training = false;
+  const int64_t n = test.size(), batches = (n + m_.batch - 1) / m_.batch;
+  for (int64_t b = 0; b < batches; ++b) {
+    info_.step = b;
+    valid_rows_ = std::min(m_.batch, n - b * m_.batch);
+    r.forward(*this);
+  }
+  const View count = make_view(correct_.get(), DType::f64, 0, nullptr, nullptr, nullptr);
+  Comm::Phase ph(comm_, *ctx_);
+  ph.all_reduce(count, static_cast<int>(m_.groups.size()));
+  ph.run();
+  double correct = 0;
+  download(*ctx_, count, make_view(&correct, DType::f64, 0, nullptr, nullptr, nullptr));
+  source_ = data_.get();
+  evaluating_ = false;
+  info_.training = true;
+  if (comm_.rank() == 0) {
+    std::printf("test accuracy %.4f (%lld/%lld)\n", correct / static_cast<double>(n), static_cast<long long>(correct),
+                static_cast<long long>(n));
+    std::fflush(stdout);
+  }
+  return correct / static_cast<double>(n);
+}
+
 float Runner::run() {
   const ModelInfo::Rank& r = m_.rank_programs.at(comm_.rank());
   r.setup(*this);
@@ -130,7 +177,7 @@ float Runner::run() {
     info_.step = opts_.start_iteration + k;  // the data stream continues where a checkpointed run stopped
     ++updates_;
     r.step(*this);
-    loss = whole(*r.loss).f32()[0];
+    download(*ctx_, whole(*r.loss), make_view(&loss, DType::f32, 0, nullptr, nullptr, nullptr));
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double rate = static_cast<double>((k + 1) * m_.batch) / s;
     if (comm_.rank() == 0) {
@@ -149,6 +196,7 @@ float Runner::run() {
   }
   if (log) std::fclose(log);
   if (!opts_.save.empty()) save_checkpoint();
+  if (opts_.eval) evaluate();
   return loss;
 }
 
@@ -158,18 +206,23 @@ void Runner::save_checkpoint() {
   std::map<std::string, HostArray> tensors;
   const int all = static_cast<int>(m_.groups.size());  // run_main adds the group of every rank last
   for (const ParamEntry& p : m_.params) {
-    HostArray whole_tensor(DType::f32, p.shape);
+    HostArray host(DType::f32, p.shape);
+    const View host_view = host.view();
+    const std::shared_ptr<std::byte> mem = allocate(*ctx_, host.bytes.size());
+    View sum = host_view;
+    sum.data = mem.get();
     std::set<std::vector<int64_t>> seen;
     for (const ParamEntry::Block& b : p.blocks) {
       std::vector<int64_t> key(b.buf->lo, b.buf->lo + b.buf->rank);
       key.insert(key.end(), b.buf->size, b.buf->size + b.buf->rank);
       if (!seen.insert(key).second || b.rank != comm_.rank()) continue;
-      copy_box(*ctx_, whole(*b.buf), whole_tensor.view(), false);
+      copy_box(*ctx_, whole(*b.buf), sum, false);
     }
     Comm::Phase ph(comm_, *ctx_);
-    ph.all_reduce(whole_tensor.view(), all);
+    ph.all_reduce(sum, all);
     ph.run();
-    tensors.emplace(p.name, std::move(whole_tensor));
+    download(*ctx_, sum, host_view);
+    tensors.emplace(p.name, std::move(host));
   }
   if (comm_.rank() == 0) {
     write_safetensors(opts_.save, tensors, {{"model", m_.name}, {"written_by", "ffc-generated program"}});
@@ -189,7 +242,7 @@ void Runner::load_checkpoint() {
     HostArray whole_tensor(DType::f32, p.shape);
     file.read(p.name, whole_tensor.bytes.data());
     for (const ParamEntry::Block& b : p.blocks)
-      if (b.rank == comm_.rank()) copy_box(*ctx_, whole_tensor.view(), whole(*b.buf), false);
+      if (b.rank == comm_.rank()) upload(*ctx_, whole_tensor.view(), whole(*b.buf));
   }
   std::set<std::string> names;
   for (const ParamEntry& p : m_.params) names.insert(p.name);
@@ -221,6 +274,12 @@ int run_main(int argc, char** argv, const ModelInfo& m) {
       else if (a == "-e" || a == "--epochs") o.epochs = std::stoll(value());
       else if (a == "-d" || a == "--dataset") o.dataset = value();
       else if (a == "--load") o.load = value();
+      else if (a == "--eval") o.eval = true;
+      else if (a == "--math") {
+        const std::string v = value();
+        if (v != "fp32" && v != "tf32") usage_error(*comm, "--math takes fp32 or tf32, not " + v);
+        o.tf32 = v == "tf32";
+      }
       else if (a == "-b" || a == "--batch-size") {
         const int64_t b = std::stoll(value());
         if (b != m.batch)
@@ -244,6 +303,7 @@ int run_main(int argc, char** argv, const ModelInfo& m) {
     }
   }
   if (o.epochs > 0 && o.dataset.empty()) usage_error(*comm, "--epochs needs a data set (-d)");
+  if (o.eval && o.dataset.empty()) usage_error(*comm, "--eval needs a data set (-d) with a test split");
   if (comm->size() != m.ranks)
     usage_error(*comm, m.name + " was compiled for " + std::to_string(m.ranks) + " ranks; run it with mpirun -np " +
                            std::to_string(m.ranks) + " (this job has " + std::to_string(comm->size()) + ")");
@@ -254,7 +314,7 @@ int run_main(int argc, char** argv, const ModelInfo& m) {
     groups.push_back(all);
     comm->create_groups(groups);
     if (comm->rank() == 0) {
-      std::printf("%s on %d rank%s, global batch %lld\n%s", m.name.c_str(), m.ranks, m.ranks == 1 ? "" : "s",
+      std::printf("%s on %d rank%s (%s backend), global batch %lld\n%s", m.name.c_str(), m.ranks, m.ranks == 1 ? "" : "s", backend_name(),
                   static_cast<long long>(m.batch), m.strategy.c_str());
       for (int r = 0; r < m.ranks; ++r)
         std::printf("rank %d: planned memory %.2f MiB (persistent %.2f, arena %.2f)\n", r,

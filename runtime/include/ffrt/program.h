@@ -73,7 +73,8 @@ struct ModelInfo {
   struct Rank {
     int64_t persistent_bytes = 0, arena_bytes = 0;
     void (*setup)(Runner&) = nullptr;
-    void (*step)(Runner&) = nullptr;
+    void (*forward)(Runner&) = nullptr;  ///< the forward up to the whole loss (evaluation)
+    void (*step)(Runner&) = nullptr;     ///< one training iteration (its forward first)
     const Buf* loss = nullptr;  ///< where the whole loss is after a step
   };
   std::vector<Rank> rank_programs;
@@ -87,6 +88,8 @@ struct RunOptions {
   int64_t start_iteration = 0;  ///< the first iteration's index: which batch of the data it takes
   float lr = 0.01f, momentum = 0.f, weight_decay = 0.f;
   bool adam = false;
+  bool eval = false;  ///< after training: accuracy on the data set's test split
+  bool tf32 = false;  ///< --math tf32
   uint64_t seed = 0;
   int64_t print_freq = 1;
   int threads = 0;
@@ -115,21 +118,31 @@ class Runner {
   void load_input(int input, const View& v);
   /// The optimizer step of one block of parameter `param` (state1/state2 nullable).
   void update(int param, const View& w, const View& g, const View* state1, const View* state2);
+  /// A classification loss part's logits and labels: while evaluating, counts its correct
+  /// predictions; in training, nothing.
+  void score(const View& logits, const View& labels);
 
-  /// Runs set-up, then the iterations; returns the last loss.
+  /// Runs set-up, then the iterations, then the evaluation (--eval); returns the last loss.
   float run();
 
  private:
+  void check_dataset(const Dataset& d) const;
+  /// Accuracy over the test split, every rank's parts counted.
+  double evaluate();
   void save_checkpoint();
   void load_checkpoint();
   const ModelInfo& m_;
   Comm& comm_;
   RunOptions opts_;
   std::unique_ptr<Context, void (*)(Context*)> ctx_;
-  std::unique_ptr<std::byte[]> persistent_, arena_;
+  std::shared_ptr<std::byte> persistent_, arena_;  ///< backend memory
   StepInfo info_;
   int64_t updates_ = 0;
   std::unique_ptr<Dataset> data_;
+  Dataset* source_ = nullptr;  ///< what load_input reads: data_, or the test split while evaluating
+  bool evaluating_ = false;
+  int64_t valid_rows_ = 0;                ///< evaluating: samples of this batch that are not wrapped
+  std::shared_ptr<std::byte> correct_;    ///< evaluating: the correct predictions (f64, backend memory)
 };
 
 /// The emitted program's main: flags, checks, the run, the checkpoint. Returns the exit code.
