@@ -1,0 +1,350 @@
+#!/usr/bin/env bash
+# ffc vs PyTorch, side by side, on this host's GPUs. See bench/README.md.
+#
+#   bench/run.sh [--gpus "1 2 4"] [--models "alexnet resnet50 inception_v3 transformer"]
+#                [--math tf32|fp32] [--iterations 30] [--warmup 10] [--out DIR]
+#                [--timeout 300] [--budget 560] [--batches "alexnet=256 ..."] [--strategies "STEM ..."]
+#                [--sync-bn] [--attention math|sdpa] [--no-strategies] [--no-pytorch]
+#                [--build-only | --no-build] [--append] [--ffc PATH] [--jobs 16] [--cuda-arch 90]
+#                [--backend cuda|cpu]
+#
+# Steps: build ffc (cmake -S . -B build-bench -G Ninja -DFFC_BUILD_TESTS=OFF -DFFC_CUDA=OFF;
+# ninja ffc); for each GPU count and model, ffc compile with data parallelism (-g N) and with every
+# strategy file of that model for N devices (strategies/<model>_<name><N>.pbtxt, but for *_dpN,
+# which is data parallelism again, and *_onnx_*, which name an ONNX import's ops); one parent CMake
+# project over all emitted programs (libffrt built once), built with -DFFRT_BACKEND=cuda; then for
+# each GPU count and model: the data-parallel ffc program under mpirun, pytorch_bench.py right after
+# it on the same GPUs, then the strategies' programs. Every run is bounded (--timeout, and --budget
+# for the whole script); a failing step records its first error line and the script goes on.
+#
+# Out (DIR, default build-bench/results; at most these 4 files): results.jsonl (one line per run),
+# summary.md (the table, also printed), meta.json (card, date, commit, command), logs.tar.gz (every
+# step's log and ffc's --log-json files).
+set -u -o pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PYTHON=${PYTHON:-python3}
+
+GPUS="1 2 4"
+MODELS="alexnet resnet50 inception_v3 transformer"
+MATH=tf32
+ITERS=30
+WARMUP=10
+OUT="$REPO/build-bench/results"
+TIMEOUT=300
+BUDGET=560
+BATCHES=""
+STRATEGIES=auto
+SYNC_BN=0
+ATTENTION=math
+PYTORCH=1
+BUILD=1
+BUILD_ONLY=0
+APPEND=0
+FFC=""
+JOBS=$(( $(nproc) < 16 ? $(nproc) : 16 ))
+BACKEND=cuda
+CUDA_ARCH=90
+COMMAND_LINE="bench/run.sh"
+for a in "$@"; do if [[ $a == *" "* || -z $a ]]; then COMMAND_LINE+=" \"$a\""; else COMMAND_LINE+=" $a"; fi; done
+
+usage() { sed -n '2,/^set -u/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --gpus) GPUS=$2; shift 2 ;;
+    --models) MODELS=$2; shift 2 ;;
+    --math) MATH=$2; shift 2 ;;
+    --iterations) ITERS=$2; shift 2 ;;
+    --warmup) WARMUP=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    --timeout) TIMEOUT=$2; shift 2 ;;          # seconds per run (compile, program, PyTorch)
+    --budget) BUDGET=$2; shift 2 ;;            # seconds for the whole script; 0: no limit
+    --batches) BATCHES=$2; shift 2 ;;          # "model=B ..." overrides the default global batches
+    --strategies) STRATEGIES=$2; shift 2 ;;    # strategy file stems to run instead of the automatic choice
+    --no-strategies) STRATEGIES=""; shift ;;
+    --sync-bn) SYNC_BN=1; shift ;;             # PyTorch: SyncBatchNorm on several GPUs (ffc's batch_norm semantics)
+    --attention) ATTENTION=$2; shift 2 ;;      # PyTorch transformer: math (as the .ff) or sdpa
+    --no-pytorch) PYTORCH=0; shift ;;
+    --build-only) BUILD_ONLY=1; shift ;;
+    --no-build) BUILD=0; shift ;;              # use the programs built by an earlier call
+    --append) APPEND=1; shift ;;               # add to DIR/results.jsonl instead of starting it anew
+    --ffc) FFC=$2; shift 2 ;;                  # an ffc binary to use instead of building one
+    --jobs) JOBS=$2; shift 2 ;;
+    --backend) BACKEND=$2; shift 2 ;;          # cpu: only to test this script where there is no GPU
+    --cuda-arch) CUDA_ARCH=$2; shift 2 ;;
+    -h|--help) usage 0 ;;
+    *) echo "bench/run.sh: unknown argument $1" >&2; usage 1 >&2 ;;
+  esac
+done
+case "$MATH" in fp32|tf32) ;; *) echo "--math takes fp32 or tf32" >&2; exit 1 ;; esac
+case "$BACKEND" in cuda|cpu) ;; *) echo "--backend takes cuda or cpu" >&2; exit 1 ;; esac
+
+declare -A BATCH=([alexnet]=256 [resnet50]=256 [inception_v3]=128 [transformer]=64)
+for kv in $BATCHES; do BATCH[${kv%%=*}]=${kv#*=}; done
+for m in $MODELS; do
+  [[ -f "$REPO/examples/$m.ff" && -n "${BATCH[$m]:-}" ]] || { echo "unknown model $m" >&2; exit 1; }
+done
+
+WORK="$REPO/build-bench/bench"      # emitted programs, their build, the logs
+SRC="$WORK/programs"
+BLD="$WORK/programs-build-$BACKEND"
+LOGS="$WORK/logs"
+mkdir -p "$OUT" "$SRC" "$LOGS"
+OUT=$(cd "$OUT" && pwd)
+rm -rf "${LOGS:?}"/*
+RESULTS="$OUT/results.jsonl"
+[[ $APPEND == 1 ]] || : > "$RESULTS"
+START=$SECONDS
+
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export PYTHONUNBUFFERED=1
+
+say() { printf '[%4ds] %s\n' $((SECONDS - START)) "$*"; }
+# Seconds a step may take: --timeout, within what is left of --budget (30 s kept for the summary).
+step_limit() {
+  local t=$TIMEOUT
+  if [[ $BUDGET -gt 0 ]]; then
+    local left=$((BUDGET - (SECONDS - START) - 30))
+    [[ $left -lt $t ]] && t=$left
+  fi
+  echo $((t < 1 ? 1 : t))
+}
+# Seconds a build may take: what is left of --budget (30 s kept), or an hour without one.
+build_limit() {
+  local t=3600
+  [[ $BUDGET -gt 0 ]] && t=$((BUDGET - (SECONDS - START) - 30))
+  echo $((t < 1 ? 1 : t))
+}
+summ() { "$PYTHON" "$REPO/bench/summarize.py" "$@"; }
+# fail SYSTEM MODEL STRATEGY GPUS REASON [LOG]: a failed (or skipped) run's line in results.jsonl.
+fail() {
+  local log_args=()
+  [[ -n "${6:-}" ]] && log_args=(--log "$6")
+  summ failure --system "$1" --model "$2" --strategy "$3" --gpus "$4" --batch "${BATCH[$2]}" --math "$MATH" \
+    --reason "$5" "${log_args[@]}" >> "$RESULTS"
+  say "$1 $2 g$4 $3: FAILED: $(tail -n 1 "$RESULTS" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["error"])')"
+}
+show() { "$PYTHON" -c 'import json, sys; r = json.loads(sys.argv[1]); print("%.1f samples/s, median %.2f ms (loss %.4g -> %.4g)" % (r["samples_per_s"], r["median_s"] * 1e3, r["loss_first"], r["loss_last"]))' "$1"; }
+
+# ---- meta ------------------------------------------------------------------------------------
+CARD=cpu; NGPU=0
+if command -v nvidia-smi >/dev/null 2>&1; then
+  CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
+  NGPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | wc -l)
+fi
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ $COMMIT != unknown && -n "$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+  COMMIT="$COMMIT (with uncommitted changes)"
+fi
+TORCH_VERSION=$("$PYTHON" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo none)
+OUT="$OUT" CARD="$CARD" NGPU="$NGPU" COMMIT="$COMMIT" TORCH_VERSION="$TORCH_VERSION" COMMAND_LINE="$COMMAND_LINE" \
+  "$PYTHON" -c '
+import datetime, json, os
+e = os.environ
+json.dump({"card": e["CARD"], "gpus_visible": int(e["NGPU"]), "commit": e["COMMIT"], "torch": e["TORCH_VERSION"],
+           "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "command": e["COMMAND_LINE"]}, open(e["OUT"] + "/meta.json", "w"), indent=1)
+'
+say "card: $CARD x$NGPU; commit $COMMIT; torch $TORCH_VERSION; math $MATH; $ITERS iterations after $WARMUP warm-up"
+
+MPIRUN=(mpirun --bind-to none -x NCCL_NVLS_ENABLE -x TORCH_SYMM_MEM_DISABLE_MULTICAST -x NVSHMEM_DISABLE_NVLS
+        -x CUDA_VISIBLE_DEVICES)
+[[ $(id -u) == 0 ]] && MPIRUN+=(--allow-run-as-root)
+
+# ---- the plan: which programs ------------------------------------------------------------------
+# strategies_for MODEL N: the strategy file stems to run besides data parallelism.
+strategies_for() {
+  local m=$1 n=$2 f stem
+  if [[ $STRATEGIES != auto ]]; then
+    for stem in $STRATEGIES; do
+      [[ $stem =~ ^${m}_.*[^0-9]${n}$ && -f "$REPO/strategies/$stem.pbtxt" ]] && echo "$stem"
+    done
+    return
+  fi
+  for f in "$REPO"/strategies/"${m}"_*.pbtxt; do
+    [[ -e $f ]] || continue
+    stem=$(basename "$f" .pbtxt)
+    [[ $stem =~ ^${m}_(.*[^0-9])${n}$ ]] || continue
+    [[ ${BASH_REMATCH[1]} == dp || ${BASH_REMATCH[1]} == *onnx* ]] && continue
+    echo "$stem"
+  done
+}
+# label MODEL N STRATEGY-STEM|dp: the program's name (a CMake target, a directory).
+label() { if [[ $3 == dp ]]; then echo "${1}_g${2}_dp"; else echo "${1}_g${2}_${3#"${1}"_}"; fi; }
+short() { if [[ $2 == dp ]]; then echo dp; else echo "${2#"${1}"_}"; fi; }
+
+declare -a PLAN=()          # "model gpus stem" for every ffc program
+for n in $GPUS; do
+  for m in $MODELS; do
+    PLAN+=("$m $n dp")
+    for s in $(strategies_for "$m" "$n"); do PLAN+=("$m $n $s"); done
+  done
+done
+
+declare -A STATUS=()        # label -> ok | "reason"
+
+# ---- build ffc -------------------------------------------------------------------------------
+if [[ -z $FFC ]]; then
+  FFC="$REPO/build-bench/tools/ffc/ffc"
+  if [[ $BUILD == 1 ]]; then
+    say "building ffc (build-bench/)"
+    t=$(build_limit)
+    if ! { timeout "$t" cmake -S "$REPO" -B "$REPO/build-bench" -G Ninja -DFFC_BUILD_TESTS=OFF -DFFC_CUDA=OFF \
+             -DCMAKE_BUILD_TYPE=Release && timeout "$t" ninja -C "$REPO/build-bench" ffc; } > "$LOGS/build_ffc.log" 2>&1; then
+      say "ffc did not build: $(summ failure --system ffc --model x --gpus 0 --batch 0 --log "$LOGS/build_ffc.log" |
+            "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["error"])')"
+    fi
+  fi
+fi
+if [[ ! -x $FFC ]]; then
+  for p in "${PLAN[@]}"; do STATUS[$(label $p)]="ffc did not build (see logs.tar.gz: build_ffc.log)"; done
+fi
+
+# ---- compile and build the programs ----------------------------------------------------------
+# copy_if_changed SRC DST: keeps unchanged files' times, so that ninja rebuilds only what changed.
+copy_if_changed() {
+  mkdir -p "$2"
+  local f
+  for f in "$1"/*; do cmp -s "$f" "$2/$(basename "$f")" || cp "$f" "$2/"; done
+}
+
+if [[ $BUILD == 1 ]]; then
+  BUILT=()
+  for p in "${PLAN[@]}"; do
+    set -- $p; m=$1; n=$2; s=$3; l=$(label $m $n $s)
+    [[ -n ${STATUS[$l]:-} ]] && continue
+    sflag=(); [[ $s != dp ]] && sflag=(-s "$REPO/strategies/$s.pbtxt")
+    tmp="$WORK/tmp/$l"; rm -rf "$tmp"
+    if timeout "$(step_limit)" "$FFC" compile "$REPO/examples/$m.ff" "${sflag[@]}" -g "$n" -b "${BATCH[$m]}" \
+         -o "$tmp" --name "$l" --optimizer sgd > "$LOGS/compile_$l.log" 2>&1; then
+      copy_if_changed "$tmp" "$SRC/$l"
+      BUILT+=("$l")
+    else
+      STATUS[$l]="compile: $(summ failure --system ffc --model "$m" --gpus "$n" --batch 0 --log "$LOGS/compile_$l.log" |
+                            "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["error"])')"
+      say "ffc compile $l failed: ${STATUS[$l]}"
+    fi
+  done
+  rm -rf "$WORK/tmp"
+
+  if [[ ${#BUILT[@]} -gt 0 ]]; then
+    langs="C CXX"; [[ $BACKEND == cuda ]] && langs="C CXX CUDA"
+    {
+      echo "# Generated by bench/run.sh: every program of the benchmark over one libffrt build. Do not edit."
+      echo "cmake_minimum_required(VERSION 3.25)"
+      echo "project(ffc_bench LANGUAGES $langs)"
+      echo "set(CMAKE_CXX_STANDARD 20)"
+      echo "set(CMAKE_CXX_STANDARD_REQUIRED ON)"
+      echo 'if(NOT CMAKE_BUILD_TYPE)'
+      echo '  set(CMAKE_BUILD_TYPE Release CACHE STRING "Build type" FORCE)'
+      echo 'endif()'
+      echo "set(FFC_SOURCE_DIR \"$REPO\" CACHE PATH \"the ffc source tree\")"
+      echo "set(FFRT_BACKEND $BACKEND CACHE STRING \"the runtime backend\")"
+      echo 'add_subdirectory(${FFC_SOURCE_DIR}/runtime ffrt)'
+      for l in "${BUILT[@]}"; do echo "add_subdirectory($l)"; done
+    } > "$WORK/CMakeLists.new"
+    cmp -s "$WORK/CMakeLists.new" "$SRC/CMakeLists.txt" || cp "$WORK/CMakeLists.new" "$SRC/CMakeLists.txt"
+    rm -f "$WORK/CMakeLists.new"
+    say "building ${#BUILT[@]} programs (FFRT_BACKEND=$BACKEND, -j$JOBS)"
+    cuda_flags=(); [[ $BACKEND == cuda ]] && cuda_flags=(-DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH")
+    if ! timeout "$(build_limit)" cmake -S "$SRC" -B "$BLD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFFRT_BACKEND="$BACKEND" \
+           "${cuda_flags[@]}" > "$LOGS/build_programs.log" 2>&1; then
+      err=$(summ failure --system ffc --model x --gpus 0 --batch 0 --log "$LOGS/build_programs.log" |
+            "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["error"])')
+      say "cmake of the programs failed: $err"
+      for l in "${BUILT[@]}"; do STATUS[$l]="cmake: $err"; done
+    else
+      timeout "$(build_limit)" ninja -C "$BLD" -k 0 -j "$JOBS" >> "$LOGS/build_programs.log" 2>&1 || say "the build had errors (or ran out of time)"
+    fi
+    for l in "${BUILT[@]}"; do
+      [[ -n ${STATUS[$l]:-} || -x "$BLD/$l/$l" ]] && continue
+      line=$(grep -E "(/$l/|$l\\.dir).*(error|Error)|(error|Error).*(/$l/|$l\\.dir)" "$LOGS/build_programs.log" | head -n 1)
+      [[ -z $line ]] && line=$(grep -m 1 -E '\berror\b|Error [0-9]|FAILED' "$LOGS/build_programs.log")
+      STATUS[$l]="build: ${line:-not built (time budget?)}"
+    done
+    say "build done"
+  fi
+fi
+if [[ $BUILD_ONLY == 1 ]]; then
+  nb=0; for p in "${PLAN[@]}"; do l=$(label $p); [[ -x "$BLD/$l/$l" ]] && nb=$((nb + 1)); done
+  say "--build-only: $nb of ${#PLAN[@]} programs built"
+  tar -czf "$OUT/logs.tar.gz" -C "$WORK" logs
+  exit 0
+fi
+
+# ---- run -------------------------------------------------------------------------------------
+run_ffc() {   # MODEL N STEM
+  local m=$1 n=$2 s=$3 l st; l=$(label "$m" "$n" "$s"); st=$(short "$m" "$s")
+  if [[ -n ${STATUS[$l]:-} ]]; then fail ffc "$m" "$st" "$n" "${STATUS[$l]}"; return; fi
+  local exe="$BLD/$l/$l"
+  [[ -x $exe ]] || { fail ffc "$m" "$st" "$n" "not built"; return; }
+  local t; t=$(step_limit)
+  [[ $t -ge 20 ]] || { fail ffc "$m" "$st" "$n" "skipped: time budget"; return; }
+  local np=(-np "$n"); [[ $n -gt $(nproc) ]] && np+=(--oversubscribe)
+  local math=(--math "$MATH")
+  rm -f "$LOGS/$l.jsonl"
+  say "ffc $m g$n $st ..."
+  if timeout -k 10 "$t" "${MPIRUN[@]}" "${np[@]}" "$exe" --iterations $((WARMUP + ITERS)) --optimizer sgd --lr 0.01 \
+       "${math[@]}" --log-json "$LOGS/$l.jsonl" > "$LOGS/run_$l.log" 2>&1; then
+    local r
+    if r=$(summ ffc-result --log "$LOGS/$l.jsonl" --model "$m" --strategy "$st" --gpus "$n" --batch "${BATCH[$m]}" \
+             --math "$MATH" --warmup "$WARMUP" 2>> "$LOGS/run_$l.log"); then
+      echo "$r" >> "$RESULTS"
+      say "ffc $m g$n $st: $(show "$r")"
+    else
+      fail ffc "$m" "$st" "$n" "bad log-json" "$LOGS/run_$l.log"
+    fi
+  else
+    local rc=$?
+    if [[ $rc == 124 || $rc == 137 ]]; then fail ffc "$m" "$st" "$n" "timed out after ${t} s"
+    else fail ffc "$m" "$st" "$n" "run (exit $rc)" "$LOGS/run_$l.log"; fi
+  fi
+}
+
+run_pytorch() {   # MODEL N
+  local m=$1 n=$2 st=eager l="pytorch_${1}_g${2}"
+  [[ $n -gt 1 ]] && st=ddp
+  local t; t=$(step_limit)
+  [[ $t -ge 20 ]] || { fail pytorch "$m" "$st" "$n" "skipped: time budget"; return; }
+  local extra=(); [[ $SYNC_BN == 1 ]] && extra+=(--sync-bn)
+  [[ $BACKEND == cpu ]] && extra+=(--device cpu)
+  rm -f "$LOGS/$l.json"
+  say "pytorch $m g$n ..."
+  if timeout -k 10 "$t" "$PYTHON" "$REPO/bench/pytorch_bench.py" --model "$m" --batch "${BATCH[$m]}" --gpus "$n" \
+       --iterations "$ITERS" --warmup "$WARMUP" --math "$MATH" --attention "$ATTENTION" "${extra[@]}" \
+       --json "$LOGS/$l.json" > "$LOGS/$l.log" 2>&1 && [[ -s "$LOGS/$l.json" ]]; then
+    cat "$LOGS/$l.json" >> "$RESULTS"
+    say "pytorch $m g$n: $(show "$(cat "$LOGS/$l.json")")"
+  else
+    local rc=$?
+    if [[ $rc == 124 || $rc == 137 ]]; then fail pytorch "$m" "$st" "$n" "timed out after ${t} s"
+    else fail pytorch "$m" "$st" "$n" "" "$LOGS/$l.log"; fi
+  fi
+}
+
+for n in $GPUS; do
+  if [[ $BACKEND == cuda && $n -gt $NGPU ]]; then
+    for m in $MODELS; do
+      for p in "${PLAN[@]}"; do set -- $p; [[ $1 == "$m" && $2 == "$n" ]] && fail ffc "$m" "$(short "$m" "$3")" "$n" "skipped: $NGPU GPUs on this host"; done
+      [[ $PYTORCH == 1 ]] && fail pytorch "$m" "$([[ $n -gt 1 ]] && echo ddp || echo eager)" "$n" "skipped: $NGPU GPUs on this host"
+    done
+    continue
+  fi
+  CUDA_VISIBLE_DEVICES=$(seq -s, 0 $((n - 1))); export CUDA_VISIBLE_DEVICES
+  for m in $MODELS; do
+    run_ffc "$m" "$n" dp
+    [[ $PYTORCH == 1 ]] && run_pytorch "$m" "$n"
+    for p in "${PLAN[@]}"; do
+      set -- $p
+      [[ $1 == "$m" && $2 == "$n" && $3 != dp ]] && run_ffc "$m" "$n" "$3"
+    done
+  done
+done
+unset CUDA_VISIBLE_DEVICES
+
+# ---- summary ---------------------------------------------------------------------------------
+summ table "$RESULTS" --meta "$OUT/meta.json" > "$OUT/summary.md"
+tar -czf "$OUT/logs.tar.gz" -C "$WORK" logs
+echo
+cat "$OUT/summary.md"
+say "done: $OUT/{results.jsonl,summary.md,meta.json,logs.tar.gz}"
