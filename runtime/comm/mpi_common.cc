@@ -49,7 +49,12 @@ MPI_Comm split(const std::vector<int>& members, int rank, int size) {
 }
 
 void abort_job(int rank, const std::string& message) {
-  std::fprintf(stderr, "rank %d: %s\n", rank, message.c_str());
+  // Messages that name their rank already (the cuda backend's) are printed as they are.
+  const std::string prefix = "rank " + std::to_string(rank);
+  if (message.rfind(prefix + ":", 0) == 0 || message.rfind(prefix + ",", 0) == 0)
+    std::fprintf(stderr, "%s\n", message.c_str());
+  else
+    std::fprintf(stderr, "%s: %s\n", prefix.c_str(), message.c_str());
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, 1);
   std::abort();
