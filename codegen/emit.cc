@@ -282,11 +282,25 @@ std::map<std::string, std::string> emit_project(const Graph& g, const Program& p
   std::vector<std::string> groups;
   for (const auto& grp : p.groups) groups.push_back(fmt::format("{{{}}}", fmt::join(grp, ", ")));
   m += fmt::format("  m.groups = {{{}}};\n", fmt::join(groups, ", "));
+  // The optimizer state of each parameter block: the buffers its update reads.
+  std::map<std::pair<int, int>, const Instr*> updates;  // (rank, parameter block buffer) -> its update
+  for (const RankProgram& r : p.ranks)
+    for (const Instr& in : r.step)
+      if (in.kind == InstrKind::update) updates[{r.rank, in.w.buffer}] = &in;
   for (const ParamInfo& pi : p.params) {
     const ParamSpec spec = op_params(g, g.ops[pi.op]).at(pi.index);
     std::vector<std::string> blocks;
-    for (const ParamInfo::Replica& rep : pi.replicas)
-      blocks.push_back(fmt::format("{{{}, &rank{}::{}}}", rep.rank, rep.rank, ids[rep.rank][rep.buffer]));
+    for (const ParamInfo::Replica& rep : pi.replicas) {
+      const auto u = updates.find({rep.rank, rep.buffer});
+      auto state = [&](const Operand& o) {
+        return o.present() ? fmt::format("&rank{}::{}", rep.rank, ids[rep.rank][o.buffer]) : std::string("nullptr");
+      };
+      if (u == updates.end() || (!u->second->state1.present() && !u->second->state2.present()))
+        blocks.push_back(fmt::format("{{{}, &rank{}::{}}}", rep.rank, rep.rank, ids[rep.rank][rep.buffer]));
+      else
+        blocks.push_back(fmt::format("{{{}, &rank{}::{}, {}, {}}}", rep.rank, rep.rank, ids[rep.rank][rep.buffer],
+                                     state(u->second->state1), state(u->second->state2)));
+    }
     m += fmt::format("  m.params.push_back({{\"{}\", {}, {}, {}, {}, {{{}}}}});\n", pi.name, init_expr(spec.init),
                      spec.fan_in, pi.trainable ? "true" : "false", ints(pi.shape), fmt::join(blocks, ", "));
   }

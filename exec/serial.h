@@ -67,7 +67,11 @@ class SerialTrainer {
   float train_step(int64_t step);
 
   const Graph& graph() const { return g_; }
+  const TrainOptions& options() const { return opts_; }
   std::vector<ParamSlot>& params() { return params_; }
+  /// Optimizer updates made so far (Adam's bias correction counts them); a loaded checkpoint sets it.
+  int64_t optimizer_steps() const { return optimizer_steps_; }
+  void set_optimizer_steps(int64_t n) { optimizer_steps_ = n; }
   HostTensor& tensor(TensorId t) { return values_[t]; }
   /// The gradient of a tensor; empty when it has none.
   HostTensor& grad(TensorId t) { return grads_[t]; }

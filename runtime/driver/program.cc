@@ -36,6 +36,8 @@ Runner::Runner(const ModelInfo& m, Comm& comm, const RunOptions& opts)
     data_ = std::make_unique<Dataset>(Dataset::open(opts_.dataset, Split::train));
     check_dataset(*data_);
     source_ = data_.get();
+    for (int i = 0; i < opts_.loaders; ++i)
+      loader_data_.push_back(std::make_unique<Dataset>(Dataset::open(opts_.dataset, Split::train)));
     if (opts_.epochs > 0) opts_.iterations = opts_.epochs * ((data_->size() + m_.batch - 1) / m_.batch);
   }
 }
@@ -84,14 +86,10 @@ void Runner::load_input(int input, const View& v) {
   const InputEntry& in = m_.inputs.at(input);
   if (source_ && in.role != InputEntry::other && v.rank > 0) {
     // The samples of this box's rows (every element of them), then the box.
-    std::vector<int64_t> rows(v.full, v.full + v.rank), lo(v.rank, 0);
-    rows[0] = v.size[0];
+    HostArray part = rows_of(in, v);
+    std::vector<int64_t> lo(v.rank, 0);
     lo[0] = v.lo[0];
-    HostArray part(in.dtype, rows);
-    const bool samples = in.role == InputEntry::samples;
-    source_->batch(info_.step, m_.batch, v.lo[0], v.lo[0] + v.size[0], samples ? part.bytes.data() : nullptr,
-                 samples ? nullptr : part.bytes.data());
-    upload(*ctx_, make_view(part.bytes.data(), in.dtype, v.rank, v.full, lo.data(), rows.data()), v);
+    upload(*ctx_, make_view(part.bytes.data(), in.dtype, v.rank, v.full, lo.data(), part.shape.data()), v);
     return;
   }
   View shifted = v;
@@ -100,6 +98,49 @@ void Runner::load_input(int input, const View& v) {
     shifted.full[0] += info_.step * m_.batch;
   }
   fill_synthetic(*ctx_, key_of(in.name.c_str(), opts_.seed), in.dtype == DType::i64 ? in.classes : 0, shifted);
+}
+
+namespace {
+
+HostArray read_rows(Dataset& d, const InputEntry& in, int64_t step, int64_t batch, int64_t lo, int64_t n,
+                    const std::vector<int64_t>& rows) {
+  HostArray part(in.dtype, rows);
+  const bool samples = in.role == InputEntry::samples;
+  d.batch(step, batch, lo, lo + n, samples ? part.bytes.data() : nullptr, samples ? nullptr : part.bytes.data());
+  return part;
+}
+
+}  // namespace
+
+HostArray Runner::rows_of(const InputEntry& in, const View& v) {
+  std::vector<int64_t> rows(v.full, v.full + v.rank);
+  rows[0] = v.size[0];
+  const size_t k = next_load_++;
+  const bool training = source_ == data_.get();
+  if (training && info_.step == opts_.start_iteration) loads_.push_back({&in, v.lo[0], v.size[0], rows});
+  // Rows the loaders read ahead: loader i took loads i, i + loaders, ...
+  if (training && ahead_step_ == info_.step && k < loads_.size() && loads_[k].in == &in && loads_[k].lo == v.lo[0] &&
+      loads_[k].n == v.size[0]) {
+    const size_t loader = k % ahead_.size();
+    if (ahead_[loader].valid()) ahead_rows_[loader] = ahead_[loader].get();
+    return std::move(ahead_rows_[loader].at(k / ahead_.size()));
+  }
+  return read_rows(*source_, in, info_.step, m_.batch, v.lo[0], v.size[0], rows);
+}
+
+void Runner::read_ahead(int64_t step) {
+  if (loader_data_.empty() || loads_.empty()) return;
+  const size_t loaders = std::min(loader_data_.size(), loads_.size());
+  ahead_.clear();
+  ahead_rows_.assign(loaders, {});
+  for (size_t i = 0; i < loaders; ++i)
+    ahead_.push_back(std::async(std::launch::async, [this, i, loaders, step] {
+      std::vector<HostArray> out;
+      for (size_t k = i; k < loads_.size(); k += loaders)
+        out.push_back(read_rows(*loader_data_[i], *loads_[k].in, step, m_.batch, loads_[k].lo, loads_[k].n, loads_[k].rows));
+      return out;
+    }));
+  ahead_step_ = step;
 }
 
 void Runner::update(int param, const View& w, const View& g, const View* state1, const View* state2) {
@@ -176,7 +217,10 @@ float Runner::run() {
   for (int64_t k = 0; k < opts_.iterations; ++k) {
     info_.step = opts_.start_iteration + k;  // the data stream continues where a checkpointed run stopped
     ++updates_;
+    next_load_ = 0;
     r.step(*this);
+    // The loaders read the next iteration's samples while the device finishes this one.
+    if (k + 1 < opts_.iterations) read_ahead(info_.step + 1);
     download(*ctx_, whole(*r.loss), make_view(&loss, DType::f32, 0, nullptr, nullptr, nullptr));
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double rate = static_cast<double>((k + 1) * m_.batch) / s;
@@ -202,10 +246,11 @@ float Runner::run() {
 
 // Every rank adds the blocks it owns (the first replica of each) into whole tensors, the sum over
 // all ranks is the model, and rank 0 writes it (atomically: safetensors' writer renames into place).
+// The optimizer's state goes with it (torch.optim's names, ffrt/safetensors.h), and the update count.
 void Runner::save_checkpoint() {
   std::map<std::string, HostArray> tensors;
   const int all = static_cast<int>(m_.groups.size());  // run_main adds the group of every rank last
-  for (const ParamEntry& p : m_.params) {
+  auto gather = [&](const ParamEntry& p, const Buf* ParamEntry::Block::*which) {
     HostArray host(DType::f32, p.shape);
     const View host_view = host.view();
     const std::shared_ptr<std::byte> mem = allocate(*ctx_, host.bytes.size());
@@ -216,38 +261,63 @@ void Runner::save_checkpoint() {
       std::vector<int64_t> key(b.buf->lo, b.buf->lo + b.buf->rank);
       key.insert(key.end(), b.buf->size, b.buf->size + b.buf->rank);
       if (!seen.insert(key).second || b.rank != comm_.rank()) continue;
-      copy_box(*ctx_, whole(*b.buf), sum, false);
+      copy_box(*ctx_, whole(*(b.*which)), sum, false);
     }
     Comm::Phase ph(comm_, *ctx_);
     ph.all_reduce(sum, all);
     ph.run();
     download(*ctx_, sum, host_view);
-    tensors.emplace(p.name, std::move(host));
+    return host;
+  };
+  const bool stateful = opts_.adam || opts_.momentum != 0.f;
+  for (const ParamEntry& p : m_.params) {
+    tensors.emplace(p.name, gather(p, &ParamEntry::Block::buf));
+    if (!stateful || !p.trainable || p.blocks.empty() || !p.blocks[0].state1) continue;
+    const std::vector<std::string> names = optimizer_state_names(p.name, opts_.adam);
+    tensors.emplace(names[0], gather(p, &ParamEntry::Block::state1));
+    if (opts_.adam) tensors.emplace(names[1], gather(p, &ParamEntry::Block::state2));
   }
   if (comm_.rank() == 0) {
-    write_safetensors(opts_.save, tensors, {{"model", m_.name}, {"written_by", "ffc-generated program"}});
+    write_safetensors(opts_.save, tensors,
+                      {{"model", m_.name}, {"written_by", "ffc-generated program"}, {kOptimizerStep, std::to_string(updates_)}});
     std::printf("wrote %s\n", opts_.save.c_str());
   }
 }
 
-// Every rank reads the whole tensors and copies its blocks out of them.
+// Every rank reads the whole tensors and copies its blocks out of them; the optimizer's state too,
+// when the checkpoint has it and this run's optimizer keeps it (else it starts afresh).
 void Runner::load_checkpoint() {
   SafetensorsReader file(opts_.load);
-  for (const ParamEntry& p : m_.params) {
-    if (!file.contains(p.name)) throw Error(opts_.load + ": no tensor '" + p.name + "' in the checkpoint");
-    const auto& e = file.entry(p.name);
+  std::set<std::string> known;
+  auto load = [&](const ParamEntry& p, const std::string& name, const Buf* ParamEntry::Block::*which) {
+    if (!file.contains(name)) throw Error(opts_.load + ": no tensor '" + name + "' in the checkpoint");
+    const auto& e = file.entry(name);
     if (e.dtype != DType::f32 || e.shape != p.shape)
-      throw Error(opts_.load + ": tensor '" + p.name + "' is " + dtype_name(e.dtype) + " " + shape_str(e.shape) +
+      throw Error(opts_.load + ": tensor '" + name + "' is " + dtype_name(e.dtype) + " " + shape_str(e.shape) +
                   ", the model's is f32 " + shape_str(p.shape));
     HostArray whole_tensor(DType::f32, p.shape);
-    file.read(p.name, whole_tensor.bytes.data());
+    file.read(name, whole_tensor.bytes.data());
     for (const ParamEntry::Block& b : p.blocks)
-      if (b.rank == comm_.rank()) upload(*ctx_, whole_tensor.view(), whole(*b.buf));
+      if (b.rank == comm_.rank() && b.*which) upload(*ctx_, whole_tensor.view(), whole(*(b.*which)));
+  };
+  const bool stateful = opts_.adam || opts_.momentum != 0.f;
+  bool loaded_state = false;
+  for (const ParamEntry& p : m_.params) {
+    load(p, p.name, &ParamEntry::Block::buf);
+    known.insert(p.name);
+    for (bool adam : {false, true})
+      for (const std::string& n : optimizer_state_names(p.name, adam)) known.insert(n);
+    const std::vector<std::string> names = optimizer_state_names(p.name, opts_.adam);
+    if (!stateful || !p.trainable || p.blocks.empty() || !p.blocks[0].state1 || !file.contains(names[0])) continue;
+    load(p, names[0], &ParamEntry::Block::state1);
+    if (opts_.adam) load(p, names[1], &ParamEntry::Block::state2);
+    loaded_state = true;
   }
-  std::set<std::string> names;
-  for (const ParamEntry& p : m_.params) names.insert(p.name);
   for (const auto& [name, entry] : file.entries())
-    if (!names.count(name)) throw Error(opts_.load + ": the checkpoint has a tensor the model does not: " + name);
+    if (!known.count(name)) throw Error(opts_.load + ": the checkpoint has a tensor the model does not: " + name);
+  // The update count continues (Adam's bias correction; SGD's first step takes the gradient as momentum).
+  const auto step = file.metadata().find(kOptimizerStep);
+  if (loaded_state && step != file.metadata().end()) updates_ = std::stoll(step->second);
 }
 
 namespace {
@@ -275,6 +345,7 @@ int run_main(int argc, char** argv, const ModelInfo& m) {
       else if (a == "-d" || a == "--dataset") o.dataset = value();
       else if (a == "--load") o.load = value();
       else if (a == "--eval") o.eval = true;
+      else if (a == "--loaders") o.loaders = std::max(0, std::stoi(value()));
       else if (a == "--math") {
         const std::string v = value();
         if (v != "fp32" && v != "tf32") usage_error(*comm, "--math takes fp32 or tf32, not " + v);

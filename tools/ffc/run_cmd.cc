@@ -102,16 +102,37 @@ void load_checkpoint(SerialTrainer& trainer, const std::string& path) {
   try {
     ffrt::SafetensorsReader file(path);
     std::set<std::string> used;
+    auto read = [&](const std::string& name, HostTensor& into, const std::vector<int64_t>& shape) {
+      const auto& e = file.entry(name);
+      if (e.dtype != ffrt::DType::f32 || e.shape != shape)
+        throw UserError({path, 0, 0}, fmt::format("tensor '{}' is {} {}, the model's is f32 {}", name,
+                                                  ffrt::dtype_name(e.dtype), ffrt::shape_str(e.shape),
+                                                  ffrt::shape_str(shape)));
+      if (into.bytes.empty()) into = HostTensor(ffrt::DType::f32, shape);
+      file.read(name, into.bytes.data());
+      used.insert(name);
+    };
+    const TrainOptions& o = trainer.options();
+    const bool adam = o.optimizer != OptimizerKind::sgd, momentum = !adam && o.momentum != 0.f;
+    bool any_state = false;
     for (ParamSlot& p : trainer.params()) {
       if (!file.contains(p.name)) throw UserError({path, 0, 0}, fmt::format("no tensor '{}' in the checkpoint", p.name));
-      const auto& e = file.entry(p.name);
-      if (e.dtype != ffrt::DType::f32 || e.shape != p.value.shape)
-        throw UserError({path, 0, 0}, fmt::format("tensor '{}' is {} {}, the model's is f32 {}", p.name,
-                                                  ffrt::dtype_name(e.dtype), ffrt::shape_str(e.shape),
-                                                  ffrt::shape_str(p.value.shape)));
-      file.read(p.name, p.value.bytes.data());
-      used.insert(p.name);
+      read(p.name, p.value, p.value.shape);
+      // The optimizer's state, when the checkpoint has it and this run's optimizer keeps it.
+      const std::vector<std::string> state = ffrt::optimizer_state_names(p.name, adam);
+      if ((adam || momentum) && p.trainable && file.contains(state[0])) {
+        read(state[0], p.buf1, p.value.shape);
+        if (adam) read(state[1], p.buf2, p.value.shape);
+        p.has_history = true;
+        any_state = true;
+      }
+      // State of the other optimizer is not an error: that run's choice, not this one's.
+      for (bool other : {false, true})
+        for (const std::string& n : ffrt::optimizer_state_names(p.name, other))
+          if (file.contains(n) && !used.count(n)) used.insert(n);
     }
+    const auto step = file.metadata().find(ffrt::kOptimizerStep);
+    if (any_state && step != file.metadata().end()) trainer.set_optimizer_steps(std::stoll(step->second));
     std::vector<std::string> extra;
     for (const auto& [name, e] : file.entries())
       if (!used.count(name)) extra.push_back(name);
@@ -169,9 +190,19 @@ int cmd_run(const TrainFlags& f) {
   }
   if (!f.save.empty()) {
     std::vector<ffrt::TensorRef> refs;
-    for (ParamSlot& p : trainer.params()) refs.push_back({p.name, ffrt::DType::f32, p.value.shape, p.value.bytes.data()});
+    const bool adam = trainer.options().optimizer != OptimizerKind::sgd;
+    for (ParamSlot& p : trainer.params()) {
+      refs.push_back({p.name, ffrt::DType::f32, p.value.shape, p.value.bytes.data()});
+      // The optimizer's state (torch.optim's names), so that a loaded run continues exactly.
+      const std::vector<std::string> state = ffrt::optimizer_state_names(p.name, adam);
+      if (!p.buf1.bytes.empty()) refs.push_back({state[0], ffrt::DType::f32, p.value.shape, p.buf1.bytes.data()});
+      if (adam && !p.buf2.bytes.empty()) refs.push_back({state[1], ffrt::DType::f32, p.value.shape, p.buf2.bytes.data()});
+    }
     try {
-      ffrt::write_safetensors(f.save, refs, {{"model", g.name}, {"written_by", "ffc run"}});
+      ffrt::write_safetensors(f.save, refs,
+                              {{"model", g.name},
+                               {"written_by", "ffc run"},
+                               {ffrt::kOptimizerStep, std::to_string(trainer.optimizer_steps())}});
     } catch (const ffrt::Error& e) {
       throw UserError({f.save, 0, 0}, e.what());
     }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <future>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -43,6 +44,8 @@ struct ParamEntry {
   struct Block {
     int rank;
     const Buf* buf;
+    const Buf* state1 = nullptr;  ///< the optimizer state of this block (momentum, Adam's m), if planned
+    const Buf* state2 = nullptr;  ///< Adam's v
   };
   std::vector<Block> blocks;  ///< every replica of every block
 };
@@ -60,6 +63,7 @@ struct InputEntry {
 
 class Runner;
 class Dataset;
+struct HostArray;
 
 /// Everything generated code tells the driver about the model.
 struct ModelInfo {
@@ -89,6 +93,7 @@ struct RunOptions {
   float lr = 0.01f, momentum = 0.f, weight_decay = 0.f;
   bool adam = false;
   bool eval = false;  ///< after training: accuracy on the data set's test split
+  int loaders = 1;    ///< threads reading the next iteration's samples while this one runs; 0: none
   bool tf32 = false;  ///< --math tf32
   uint64_t seed = 0;
   int64_t print_freq = 1;
@@ -127,6 +132,10 @@ class Runner {
 
  private:
   void check_dataset(const Dataset& d) const;
+  /// The host rows of a data-set input's box at the current step: read ahead by the loaders, or now.
+  HostArray rows_of(const InputEntry& in, const View& v);
+  /// Starts reading the samples of step `step` for the boxes this rank loaded in the last step.
+  void read_ahead(int64_t step);
   /// Accuracy over the test split, every rank's parts counted.
   double evaluate();
   void save_checkpoint();
@@ -139,6 +148,19 @@ class Runner {
   StepInfo info_;
   int64_t updates_ = 0;
   std::unique_ptr<Dataset> data_;
+  /// Data-set loads of one step, in the order the rank program makes them (recorded in the first
+  /// step): which input, which rows of the batch.
+  struct Load {
+    const InputEntry* in;
+    int64_t lo, n;
+    std::vector<int64_t> rows;  ///< the host array's shape: n, then the sample's
+  };
+  std::vector<Load> loads_;
+  size_t next_load_ = 0;
+  std::vector<std::unique_ptr<Dataset>> loader_data_;  ///< one per loader thread (readers keep state)
+  int64_t ahead_step_ = -1;                           ///< the step the loaders are reading
+  std::vector<std::future<std::vector<HostArray>>> ahead_;  ///< per loader: its loads' rows, in order
+  std::vector<std::vector<HostArray>> ahead_rows_;           ///< what each loader's future gave
   Dataset* source_ = nullptr;  ///< what load_input reads: data_, or the test split while evaluating
   bool evaluating_ = false;
   int64_t valid_rows_ = 0;                ///< evaluating: samples of this batch that are not wrapped

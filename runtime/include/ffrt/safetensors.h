@@ -61,6 +61,16 @@ class SafetensorsReader {
   std::unique_ptr<Impl> impl_;
 };
 
+/// Checkpoint names of a parameter's optimizer state, as torch.optim names them: SGD with momentum
+/// keeps `<name>.momentum_buffer`, Adam `<name>.exp_avg` and `<name>.exp_avg_sq`. The metadata entry
+/// kOptimizerStep counts the updates made, so a loaded run continues Adam's bias correction and
+/// SGD's momentum exactly.
+inline std::vector<std::string> optimizer_state_names(const std::string& param, bool adam) {
+  if (adam) return {param + ".exp_avg", param + ".exp_avg_sq"};
+  return {param + ".momentum_buffer"};
+}
+inline constexpr const char* kOptimizerStep = "optimizer_step";
+
 /// Reads every tensor of a safetensors file.
 std::map<std::string, HostArray> read_safetensors(const std::string& path);
 
