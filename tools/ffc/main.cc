@@ -14,6 +14,7 @@
 #include "passes/pipeline.h"
 #include "tools/ffc/compile_cmd.h"
 #include "tools/ffc/load.h"
+#include "tools/ffc/simulate_cmd.h"
 #include "tools/ffc/train_flags.h"
 #include "tools/ffc/verify_cmd.h"
 
@@ -109,7 +110,7 @@ int run(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "help for every subcommand");
 
   CommonFlags f;
-  std::string export_path, out_dir, machine, costs;
+  std::string export_path, out_dir, costs;
   PipelineOptions popts;
   std::vector<std::string> print_after;
   bool rank_ir = false;
@@ -143,13 +144,9 @@ int run(int argc, char** argv) {
   VerifyFlags vflags;
   add_verify_flags(verify, vflags);
 
-  auto* simulate = app.add_subcommand("simulate", "predict the iteration time of a strategy");
-  add_model(simulate, f);
-  add_strategy(simulate, f);
-  add_devices(simulate, f, true);
-  add_batch(simulate, f);
-  simulate->add_option("--machine", machine, "machine description");
-  simulate->add_option("--costs", costs, "measured cost database");
+  auto* simulate = app.add_subcommand("simulate", "predict the iteration time of a strategy on a machine");
+  SimulateFlags sflags;
+  add_simulate_flags(simulate, sflags);
 
   auto* search = app.add_subcommand("search", "search for a fast strategy");
   add_model(search, f);
@@ -184,7 +181,7 @@ int run(int argc, char** argv) {
     if (strategy->parsed()) return cmd_strategy(f, export_path);
     if (compile->parsed()) return cmd_compile(cflags);
     if (verify->parsed()) return cmd_verify(vflags);
-    if (simulate->parsed()) return not_built("simulate", "the simulator comes with strategy search");
+    if (simulate->parsed()) return cmd_simulate(sflags);
     if (search->parsed()) return not_built("search", "strategy search is not built");
     if (profile->parsed()) return not_built("profile", "cost measurement comes with strategy search");
     if (runc->parsed()) return cmd_run(train);

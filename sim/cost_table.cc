@@ -1,0 +1,142 @@
+// Measured kernel costs: keys, the versioned text format, and the model that prefers them.
+#include "sim/cost_table.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "ir/diag.h"
+#include "ir/op_table.h"
+
+namespace ffc {
+
+namespace {
+
+std::string extents(const Box& b) {
+  if (b.rank() == 0) return "scalar";
+  std::string s;
+  for (int i = 0; i < b.rank(); ++i) s += fmt::format("{}{}", i ? "x" : "", b.r[i].size());
+  return s;
+}
+
+void operands(std::string& key, std::string_view what, const std::vector<Operand>& v) {
+  if (v.empty()) return;
+  key += fmt::format(" {}=", what);
+  for (size_t i = 0; i < v.size(); ++i) key += (i ? "," : "") + (v[i].present() ? extents(v[i].box) : "-");
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+/// The next space-separated token of `s`, removed from it.
+std::string_view token(std::string_view& s) {
+  s = trim(s);
+  size_t end = s.find_first_of(" \t");
+  std::string_view t = s.substr(0, end);
+  s = end == std::string_view::npos ? std::string_view() : s.substr(end);
+  return t;
+}
+
+}  // namespace
+
+std::string kernel_key(const Graph& g, const RankProgram& r, const Instr& in) {
+  const Op& op = g.ops.at(in.op);
+  const OpInfo& info = op.info();
+  const Operand& typed = !in.out.empty() && in.out[0].present() ? in.out[0] : in.in.at(0);
+  std::string key = fmt::format("{} {} {} {{", info.name, instr_kind_name(in.kind),
+                                dtype_name(r.buffers.at(typed.buffer).dtype));
+  for (size_t i = 0; i < info.attrs.size(); ++i)
+    key += fmt::format("{}{}={}", i ? ", " : "", info.attrs[i].name, attr_value_str(op.attrs[i], info.attrs[i].kind));
+  key += "}";
+  operands(key, "in", in.in);
+  operands(key, "out", in.out);
+  operands(key, "params", in.params);
+  operands(key, "saved", in.saved);
+  operands(key, "dout", in.dout);
+  operands(key, "din", in.din);
+  operands(key, "dparams", in.dparams);
+  if (in.stats.present()) key += " stats=" + extents(in.stats.box);
+  for (char& c : key)
+    if (c == '\n' || c == '\r') c = ' ';  // one entry, one line
+  return key;
+}
+
+void CostTable::set(const std::string& card, Math math, const std::string& key, double seconds) {
+  entries_[{card, math, key}] = seconds;
+}
+
+const double* CostTable::find(const std::string& card, Math math, const std::string& key) const {
+  auto it = entries_.find({card, math, key});
+  return it == entries_.end() ? nullptr : &it->second;
+}
+
+void CostTable::merge(const CostTable& other) {
+  for (const auto& [k, v] : other.entries_) entries_[k] = v;
+}
+
+std::string CostTable::print() const {
+  std::string s = fmt::format("ffc-costs {}\n# card math microseconds kernel\n", kVersion);
+  for (const auto& [k, v] : entries_)
+    s += fmt::format("{} {} {:.3f} {}\n", std::get<0>(k), math_name(std::get<1>(k)), v * 1e6, std::get<2>(k));
+  return s;
+}
+
+CostTable CostTable::parse(std::string_view text, const std::string& file) {
+  CostTable t;
+  bool header = false;
+  int line_no = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = trim(text.substr(pos, end - pos));
+    pos = end + 1;
+    ++line_no;
+    const SourceLoc loc{file, line_no};
+    if (line.empty() || line.front() == '#') continue;
+    if (!header) {
+      std::string_view magic = token(line), version = trim(line);
+      if (magic != "ffc-costs") user_error(loc, "not a cost table: expected `ffc-costs {}` first", kVersion);
+      if (version != std::to_string(kVersion))
+        user_error(loc, "cost table version '{}' is not supported (this ffc reads version {})", version, kVersion);
+      header = true;
+      continue;
+    }
+    std::string_view card = token(line), math_s = token(line), us_s = token(line), key = trim(line);
+    if (key.empty()) user_error(loc, "expected `CARD MATH MICROSECONDS KERNEL`");
+    std::optional<Math> math = parse_math(math_s);
+    if (!math) user_error(loc, "math must be fp32 or tf32, got '{}'", math_s);
+    double us = 0;
+    auto [p, ec] = std::from_chars(us_s.data(), us_s.data() + us_s.size(), us);
+    if (ec != std::errc() || p != us_s.data() + us_s.size() || !(us >= 0) || us > 1e12)
+      user_error(loc, "'{}' is not a time in microseconds", us_s);
+    t.set(std::string(card), *math, std::string(key), us * 1e-6);
+  }
+  if (!header) user_error(SourceLoc{file}, "empty cost table: expected `ffc-costs {}` first", kVersion);
+  return t;
+}
+
+CostTable CostTable::load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) user_error(SourceLoc{path}, "cannot read the cost table");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse(ss.str(), path);
+}
+
+double MeasuredCostModel::kernel(const Graph& g, const RankProgram& r, const Instr& in) const {
+  if (const double* t = table_.find(fallback_.machine().card, fallback_.math(), kernel_key(g, r, in))) return *t;
+  return fallback_.kernel(g, r, in);
+}
+
+bool MeasuredCostModel::measured(const Graph& g, const RankProgram& r, const Instr& in) const {
+  return table_.find(fallback_.machine().card, fallback_.math(), kernel_key(g, r, in)) != nullptr;
+}
+
+}  // namespace ffc

@@ -1,0 +1,66 @@
+// Measured kernel costs (`--costs DB`): a versioned text file, one kernel a line, keyed by the
+// card, the math mode and what decides a kernel's time — op kind, kernel, dtype, attributes and
+// operand extents (`kernel_key`). Tables merge: a later entry for the same key replaces an earlier
+// one. MeasuredCostModel answers from the table where it can and from the analytical model
+// elsewhere. The format is in docs/simulator.md; `ffc profile` (issue 8) is to write it.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <tuple>
+
+#include "sim/cost.h"
+
+namespace ffc {
+
+/// The key of a kernel instruction in a cost table, independent of the rank it runs on:
+/// `conv2d forward f32 {out_channels=64, kernel=[11,11], ...} in=16x3x224x224 out=16x64x55x55 params=64x3x11x11,64`.
+std::string kernel_key(const Graph& g, const RankProgram& r, const Instr& in);
+
+class CostTable {
+ public:
+  /// The file format's version (the first line: `ffc-costs 1`).
+  static constexpr int kVersion = 1;
+
+  /// Adds an entry, replacing one with the same card, math and key.
+  void set(const std::string& card, Math math, const std::string& key, double seconds);
+  /// The measured seconds of a kernel, or null.
+  const double* find(const std::string& card, Math math, const std::string& key) const;
+  size_t size() const { return entries_.size(); }
+  /// Adds every entry of `other`, its entries replacing this table's.
+  void merge(const CostTable& other);
+
+  /// The text form, entries sorted: byte-identical for equal tables.
+  std::string print() const;
+  /// Parses the text form; a UserError at `file:line` for bad input.
+  static CostTable parse(std::string_view text, const std::string& file);
+  /// Reads and parses a file.
+  static CostTable load(const std::string& path);
+
+ private:
+  std::map<std::tuple<std::string, Math, std::string>, double> entries_;
+};
+
+/// Measured kernel times where the table has them (for the machine's card and the math mode),
+/// the analytical model's for everything else.
+class MeasuredCostModel : public CostModel {
+ public:
+  MeasuredCostModel(const CostTable& table, const AnalyticalCostModel& fallback)
+      : table_(table), fallback_(fallback) {}
+
+  double kernel(const Graph& g, const RankProgram& r, const Instr& in) const override;
+  double move(const RankProgram& r, const Instr& in) const override { return fallback_.move(r, in); }
+  double update(const RankProgram& r, const Instr& in) const override { return fallback_.update(r, in); }
+  double phase(const Program& p, std::span<const PhaseMember> members) const override {
+    return fallback_.phase(p, members);
+  }
+  /// Whether the table has this kernel.
+  bool measured(const Graph& g, const RankProgram& r, const Instr& in) const;
+
+ private:
+  const CostTable& table_;
+  const AnalyticalCostModel& fallback_;
+};
+
+}  // namespace ffc

@@ -1,0 +1,154 @@
+// Machine descriptions: the presets and the key = value file format.
+#include "sim/machine.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include "ir/diag.h"
+
+namespace ffc {
+
+namespace {
+
+constexpr double kGiB = 1 << 30;
+
+/// A key of the file format: its name, the unit its value is written in (a factor to the
+/// internal unit), whether zero is allowed, and the field it sets.
+struct NumberKey {
+  std::string_view name;
+  double Machine::*field;
+  double unit;
+  bool zero_ok;
+};
+
+const std::vector<NumberKey>& number_keys() {
+  static const std::vector<NumberKey> keys{
+      {"intra_node_bandwidth_gb_s", &Machine::intra_node_bandwidth, 1e9, false},
+      {"intra_node_latency_us", &Machine::intra_node_latency, 1e-6, true},
+      {"inter_node_bandwidth_gb_s", &Machine::inter_node_bandwidth, 1e9, false},
+      {"inter_node_latency_us", &Machine::inter_node_latency, 1e-6, true},
+      {"gpu_memory_gib", &Machine::gpu_memory, kGiB, false},
+      {"fp32_tflop_s", &Machine::fp32_flops, 1e12, false},
+      {"tf32_tflop_s", &Machine::tf32_flops, 1e12, false},
+      {"memory_bandwidth_gb_s", &Machine::memory_bandwidth, 1e9, false},
+      {"launch_us", &Machine::launch, 1e-6, true},
+  };
+  return keys;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+std::string known_keys() {
+  std::string s = "base, name, card, nodes, gpus_per_node";
+  for (const NumberKey& k : number_keys()) s += fmt::format(", {}", k.name);
+  return s;
+}
+
+}  // namespace
+
+std::string Machine::describe() const {
+  std::string where = nodes > 0 ? fmt::format("{} node{} x {} GPUs", nodes, nodes == 1 ? "" : "s", gpus_per_node)
+                                : fmt::format("{} GPUs per node", gpus_per_node);
+  const std::string card_note = card == name ? "" : fmt::format(" ({})", card);
+  return fmt::format("{}{}: {}, {:.0f} GiB, fp32 {:.0f} / tf32 {:.0f} TFLOP/s, memory {:.0f} GB/s, "
+                     "links {:.0f} GB/s {:.1f} us (node), {:.0f} GB/s {:.1f} us (between nodes), launch {:.1f} us",
+                     name, card_note, where, gpu_memory / kGiB, fp32_flops / 1e12, tf32_flops / 1e12, memory_bandwidth / 1e9,
+                     intra_node_bandwidth / 1e9, intra_node_latency * 1e6, inter_node_bandwidth / 1e9,
+                     inter_node_latency * 1e6, launch * 1e6);
+}
+
+std::optional<Machine> machine_preset(std::string_view name) {
+  if (name == "h100") return Machine{};  // the defaults are an H100 SXM host
+  if (name == "h200") {
+    Machine m;
+    m.name = "h200";
+    m.card = "h200";
+    m.gpu_memory = 141.0 * kGiB;
+    m.memory_bandwidth = 4.8e12;
+    return m;
+  }
+  return std::nullopt;
+}
+
+Machine parse_machine(std::string_view text, const std::string& file) {
+  Machine m;
+  std::set<std::string, std::less<>> seen;
+  int line_no = 0;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    const SourceLoc loc{file, line_no};
+    if (size_t hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
+    line = trim(line);
+    if (line.empty()) continue;
+    size_t eq = line.find('=');
+    if (eq == std::string_view::npos) user_error(loc, "expected `key = value`, got '{}'", line);
+    std::string_view key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
+    if (key.empty()) user_error(loc, "a key is missing before '='");
+    if (value.empty()) user_error(loc, "'{}' has no value", key);
+    if (!seen.insert(std::string(key)).second) user_error(loc, "'{}' is given twice", key);
+
+    if (key == "base") {
+      if (seen.size() != 1) user_error(loc, "'base' must come before every other key");
+      std::optional<Machine> preset = machine_preset(value);
+      if (!preset) user_error(loc, "unknown preset '{}' (known: h100, h200)", value);
+      m = *preset;
+      continue;
+    }
+    if (key == "name" || key == "card") {
+      if (value.find_first_of(" \t") != std::string_view::npos) user_error(loc, "'{}' must be one word, got '{}'", key, value);
+      (key == "name" ? m.name : m.card) = std::string(value);
+      continue;
+    }
+    if (key == "nodes" || key == "gpus_per_node") {
+      if (key == "nodes" && value == "auto") {
+        m.nodes = 0;
+        continue;
+      }
+      int v = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+      if (ec != std::errc() || p != value.data() + value.size() || v < 1 || v > (1 << 16))
+        user_error(loc, "'{}' takes a whole number from 1 to 65536{}, got '{}'", key,
+                   key == "nodes" ? " or `auto`" : "", value);
+      (key == "nodes" ? m.nodes : m.gpus_per_node) = v;
+      continue;
+    }
+    const NumberKey* k = nullptr;
+    for (const NumberKey& nk : number_keys())
+      if (nk.name == key) k = &nk;
+    if (!k) user_error(loc, "unknown key '{}' (known: {})", key, known_keys());
+    double v = 0;
+    auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (ec != std::errc() || p != value.data() + value.size() || !(v == v) || v > 1e15)
+      user_error(loc, "'{}' takes a number, got '{}'", key, value);
+    if (v < 0 || (v == 0 && !k->zero_ok))
+      user_error(loc, "'{}' must be {}, got {}", key, k->zero_ok ? "zero or more" : "positive", value);
+    m.*(k->field) = v * k->unit;
+  }
+  return m;
+}
+
+Machine load_machine(const std::string& arg) {
+  if (arg.empty()) return Machine{};
+  if (std::optional<Machine> preset = machine_preset(arg)) return *preset;
+  std::ifstream in(arg, std::ios::binary);
+  if (!in) user_error(SourceLoc{arg}, "cannot read the machine file (or name a preset: h100, h200)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_machine(ss.str(), arg);
+}
+
+}  // namespace ffc

@@ -1,0 +1,48 @@
+// A machine description for the simulator: how many GPUs, how fast they compute and move memory,
+// and the links between them (docs/simulator.md).
+//
+// Ranks are placed on GPUs in order: rank r runs on node r / gpus_per_node. Two presets describe
+// this project's GPU hosts (`h100`, `h200`); a text file (`--machine FILE`, key = value lines)
+// starts from a preset and overrides what it names.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ffc {
+
+/// One machine: nodes of identical GPUs. Rates are in bytes/s and FLOP/s, times in seconds.
+struct Machine {
+  std::string name = "h100";
+  std::string card = "h100";  ///< the GPU model: the key of measured costs (sim/cost_table.h)
+  int nodes = 0;  ///< 0: as many as the job's ranks need
+  int gpus_per_node = 8;
+  double intra_node_bandwidth = 300e9;  ///< bytes/s per direction between two GPUs of a node (NCCL, effective)
+  double intra_node_latency = 5e-6;     ///< s per message / ring step inside a node
+  double inter_node_bandwidth = 45e9;   ///< bytes/s per direction per GPU between nodes (one 400 Gb/s NIC per GPU)
+  double inter_node_latency = 10e-6;    ///< s per message / ring step between nodes
+  double gpu_memory = 80.0 * (1 << 30);  ///< bytes per GPU
+  double fp32_flops = 60e12;            ///< FLOP/s of fp32 arithmetic (CUDA cores)
+  double tf32_flops = 400e12;           ///< FLOP/s of TF32 tensor-core arithmetic (dense, effective)
+  double memory_bandwidth = 3e12;       ///< bytes/s of the GPU's memory (HBM)
+  double launch = 4e-6;                 ///< s: the floor of one kernel (launch and its tail)
+
+  /// The node that rank `rank` runs on.
+  int node_of(int rank) const { return rank / gpus_per_node; }
+  /// The number of GPUs (0 when `nodes` is 0: unbounded).
+  int gpus() const { return nodes * gpus_per_node; }
+  /// `h100: 1 node x 8 GPUs, 80 GiB, ...`, one line for reports.
+  std::string describe() const;
+};
+
+/// A preset by name (`h100`, `h200`); nullopt for an unknown name.
+std::optional<Machine> machine_preset(std::string_view name);
+
+/// Parses a machine file's text (docs/simulator.md); a UserError at `file:line` for bad input.
+Machine parse_machine(std::string_view text, const std::string& file);
+
+/// `--machine ARG`: a preset name, or a file to read and parse. Empty: the `h100` preset.
+Machine load_machine(const std::string& arg);
+
+}  // namespace ffc

@@ -1,0 +1,183 @@
+// The execution simulator: ranks advance through their instructions; phases synchronize them.
+#include "sim/simulate.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "ir/diag.h"
+
+namespace ffc {
+
+namespace {
+
+/// What an instruction is called in the trace: the op part or the phase, as people read the IR.
+std::string event_name(const Graph& g, const Program& p, const RankProgram& r, const Instr& in) {
+  auto buf = [&](const Operand& o) { return o.present() ? r.buffers[o.buffer].name : std::string("-"); };
+  switch (in.kind) {
+    case InstrKind::forward:
+    case InstrKind::forward_stats:
+    case InstrKind::backward_stats:
+    case InstrKind::backward:
+    case InstrKind::load_input:
+      return fmt::format("{} {} part {}", instr_kind_name(in.kind), g.ops.at(in.op).name, in.part);
+    case InstrKind::copy: return fmt::format("copy {} {}= {}", buf(in.dst), in.accumulate ? "+" : "", buf(in.src));
+    case InstrKind::fill:
+    case InstrKind::init_param: return fmt::format("{} {}", instr_kind_name(in.kind), buf(in.dst));
+    case InstrKind::update:
+      return fmt::format("update {}", in.param >= 0 ? p.params.at(in.param).name : buf(in.w));
+    case InstrKind::comm: {
+      const std::string& note = p.phases.at(in.phase).note;
+      return note.empty() ? fmt::format("phase {}", in.phase) : fmt::format("phase {}: {}", in.phase, note);
+    }
+  }
+  return "?";
+}
+
+}  // namespace
+
+CostedProgram cost_program(const Graph& g, const Program& p, const CostModel& cost) {
+  const int n = static_cast<int>(p.ranks.size());
+  CostedProgram c;
+  c.ranks.resize(n);
+  c.phase_cost.assign(p.phases.size(), 0.0);
+  c.members.resize(p.phases.size());
+  std::vector<std::vector<PhaseMember>> members(p.phases.size());
+  for (int r = 0; r < n; ++r) {
+    const RankProgram& rp = p.ranks[r];
+    c.ranks[r].resize(rp.step.size());
+    for (size_t i = 0; i < rp.step.size(); ++i) {
+      const Instr& in = rp.step[i];
+      if (in.kind == InstrKind::comm) {
+        c.ranks[r][i].phase = in.phase;
+        c.members.at(in.phase).push_back(r);
+        members[in.phase].push_back({&rp, &in});
+      } else {
+        c.ranks[r][i].cost = cost.instr(g, rp, in);
+      }
+    }
+  }
+  for (size_t ph = 0; ph < members.size(); ++ph)
+    if (!members[ph].empty()) c.phase_cost[ph] = cost.phase(p, members[ph]);
+  return c;
+}
+
+Simulation simulate(const CostedProgram& c, const SimOptions& opts) {
+  const int n = static_cast<int>(c.ranks.size());
+  Simulation s;
+  s.ranks.resize(n);
+  std::vector<size_t> pos(n, 0);
+  std::vector<double> clock(n, 0.0);
+  // Runs rank r's compute instructions from its position up to the next comm instruction (or the
+  // end); returns that instruction's index.
+  auto advance = [&](int r) {
+    const std::vector<CostedProgram::Step>& steps = c.ranks[r];
+    size_t& i = pos[r];
+    double t = clock[r], busy = 0;
+    for (; i < steps.size() && steps[i].phase < 0; ++i) {
+      if (opts.trace) s.events.push_back({r, 0, t, steps[i].cost, {}});
+      t += steps[i].cost;
+      busy += steps[i].cost;
+    }
+    clock[r] = t;
+    s.ranks[r].compute += busy;
+    return i;
+  };
+  for (size_t ph = 0; ph < c.members.size(); ++ph) {
+    const std::vector<int>& members = c.members[ph];
+    if (members.empty()) continue;
+    double start = 0;
+    for (int r : members) {
+      const size_t i = advance(r);
+      FFC_CHECK(i < c.ranks[r].size() && c.ranks[r][i].phase == static_cast<int>(ph));
+      start = std::max(start, clock[r]);
+    }
+    const double t = c.phase_cost[ph];
+    for (int r : members) {
+      RankTimes& rt = s.ranks[r];
+      const double wait = start - clock[r];
+      if (opts.trace) s.events.push_back({r, 1, start, t, {}, wait});
+      rt.idle += wait;
+      rt.comm += t;
+      clock[r] = start + t;
+      ++pos[r];
+    }
+  }
+  for (int r = 0; r < n; ++r) {
+    advance(r);
+    FFC_CHECK(pos[r] == c.ranks[r].size());
+    s.ranks[r].end = clock[r];
+    s.iteration = std::max(s.iteration, clock[r]);
+    s.instructions += static_cast<int64_t>(c.ranks[r].size());
+  }
+  for (RankTimes& rt : s.ranks) rt.idle += s.iteration - rt.end;  // the next iteration's first phase waits
+  return s;
+}
+
+Simulation simulate(const Graph& g, const Program& p, const Machine& m, const CostModel& cost,
+                    const SimOptions& opts) {
+  Simulation s = simulate(cost_program(g, p, cost), opts);
+  for (size_t r = 0; r < p.ranks.size(); ++r) {
+    RankTimes& rt = s.ranks[r];
+    rt.persistent_bytes = p.ranks[r].persistent_bytes;
+    rt.arena_bytes = p.ranks[r].arena_bytes;
+    if (s.over_memory < 0 && static_cast<double>(rt.memory()) > m.gpu_memory) s.over_memory = static_cast<int>(r);
+  }
+  if (opts.trace) {
+    // Events come in the sweep's order: each rank's instructions in order, so name them by
+    // walking each rank's step alongside its events.
+    std::vector<size_t> next(p.ranks.size(), 0);
+    for (SimEvent& e : s.events) {
+      const RankProgram& rp = p.ranks[e.rank];
+      e.name = event_name(g, p, rp, rp.step[next[e.rank]++]);
+    }
+  }
+  return s;
+}
+
+namespace {
+
+std::string json_string(std::string_view v) {
+  std::string s = "\"";
+  for (char c : v) {
+    switch (c) {
+      case '"': s += "\\\""; break;
+      case '\\': s += "\\\\"; break;
+      case '\n': s += "\\n"; break;
+      case '\t': s += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) s += fmt::format("\\u{:04x}", static_cast<int>(c));
+        else s += c;
+    }
+  }
+  return s + "\"";
+}
+
+}  // namespace
+
+std::string trace_json(const Simulation& s, const std::string& title) {
+  std::string out = "{\"displayTimeUnit\": \"ms\",\n \"otherData\": {\"title\": " + json_string(title) +
+                    fmt::format(", \"predicted_iteration_us\": {:.3f}}},\n \"traceEvents\": [\n", s.iteration * 1e6);
+  bool first = true;
+  auto line = [&](const std::string& e) {
+    out += first ? "  " : ",\n  ";
+    out += e;
+    first = false;
+  };
+  for (size_t r = 0; r < s.ranks.size(); ++r) {
+    line(fmt::format(R"({{"name": "process_name", "ph": "M", "pid": {}, "args": {{"name": "rank {}"}}}})", r, r));
+    line(fmt::format(R"({{"name": "process_sort_index", "ph": "M", "pid": {}, "args": {{"sort_index": {}}}}})", r, r));
+    line(fmt::format(R"({{"name": "thread_name", "ph": "M", "pid": {}, "tid": 0, "args": {{"name": "compute"}}}})", r));
+    line(fmt::format(R"({{"name": "thread_name", "ph": "M", "pid": {}, "tid": 1, "args": {{"name": "communication"}}}})", r));
+  }
+  for (const SimEvent& e : s.events) {
+    std::string args = e.stream == 1 ? fmt::format(R"(, "args": {{"wait_us": {:.3f}}})", e.wait * 1e6) : "";
+    line(fmt::format(R"({{"name": {}, "cat": "{}", "ph": "X", "pid": {}, "tid": {}, "ts": {:.3f}, "dur": {:.3f}{}}})",
+                     json_string(e.name), e.stream ? "comm" : "compute", e.rank, e.stream, e.start * 1e6,
+                     e.duration * 1e6, args));
+  }
+  out += "\n]}\n";
+  return out;
+}
+
+}  // namespace ffc

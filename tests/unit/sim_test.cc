@@ -1,0 +1,376 @@
+// The simulator: cost formulas on hand-computed cases (a linear's and a convolution's FLOPs, the
+// roofline, transfers inside and between nodes, ring collectives of known bytes), the event
+// simulation's properties (a phase waits for its slowest member; data parallelism speeds up a
+// compute-bound model; memory over a GPU's is rejected), machine files and cost tables.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <string>
+
+#include "frontend/ff_parser.h"
+#include "passes/parallel.h"
+#include "passes/pipeline.h"
+#include "sim/cost.h"
+#include "sim/cost_table.h"
+#include "sim/flops.h"
+#include "sim/machine.h"
+#include "sim/simulate.h"
+
+namespace ffc {
+namespace {
+
+Compiled compile(const std::string& ff, int devices, int64_t batch) {
+  Graph g = parse_ff(ff, "test.ff");
+  run_graph_pipeline(g, PipelineOptions{});
+  ParallelOptions po;
+  po.devices = devices;
+  po.batch = batch;
+  return compile_parallel(std::move(g), Strategy{}, po);
+}
+
+/// The first instruction of rank 0 of this kind for the op named `op`.
+const Instr& find(const Compiled& c, InstrKind kind, const std::string& op, int rank = 0) {
+  const int o = c.graph.find_op(op);
+  for (const Instr& in : c.program.ranks.at(rank).step)
+    if (in.kind == kind && in.op == o) return in;
+  ADD_FAILURE() << "no " << instr_kind_name(kind) << " of " << op;
+  static const Instr none;
+  return none;
+}
+
+const char* kLinear = R"(model lin
+x = input() : f32[N,64]
+fc = linear(x, out_features=32) : f32[N,32]
+)";
+
+TEST(SimCost, LinearFlops) {
+  Compiled c = compile(kLinear, 1, 16);
+  const RankProgram& r = c.program.ranks[0];
+  // Forward: 2·M·N·K for the GEMM plus M·N for the bias.
+  KernelWork fwd = kernel_work(c.graph, r, find(c, InstrKind::forward, "fc"));
+  EXPECT_DOUBLE_EQ(fwd.flops, 2.0 * 16 * 32 * 64 + 16 * 32);
+  EXPECT_TRUE(fwd.contraction);
+  EXPECT_EQ(fwd.launches, 1);
+  // in 16x64, out 16x32, weight 32x64, bias 32 (f32), each once.
+  EXPECT_DOUBLE_EQ(fwd.bytes, 4.0 * (16 * 64 + 16 * 32 + 32 * 64 + 32));
+  // Backward: the input is a model input (no gradient), so the weight's GEMM and the bias's sum.
+  KernelWork bwd = kernel_work(c.graph, r, find(c, InstrKind::backward, "fc"));
+  EXPECT_DOUBLE_EQ(bwd.flops, 2.0 * 16 * 32 * 64 + 16 * 32);
+  EXPECT_EQ(bwd.launches, 2);
+}
+
+TEST(SimCost, LinearSplitOnFeaturesHalvesTheFlops) {
+  const char* ff = R"(model lin
+x = input() : f32[N,64]
+fc = linear(x, out_features=32) : f32[N,32]
+)";
+  Graph g = parse_ff(ff, "test.ff");
+  run_graph_pipeline(g, PipelineOptions{});
+  Strategy s = parse_strategy_text(R"(ops { name: "fc" device_type: GPU dims: [2, 1] device_ids: [0, 1] })", "s.pbtxt");
+  ParallelOptions po;
+  po.devices = 2;
+  po.batch = 16;
+  Compiled c = compile_parallel(std::move(g), s, po);
+  for (int r = 0; r < 2; ++r) {
+    KernelWork w = kernel_work(c.graph, c.program.ranks[r], find(c, InstrKind::forward, "fc", r));
+    EXPECT_DOUBLE_EQ(w.flops, 2.0 * 16 * 16 * 64 + 16 * 16) << "rank " << r;
+  }
+}
+
+TEST(SimCost, ConvFlops) {
+  const char* ff = R"(model conv
+x = input() : f32[N,3,32,32]
+c = conv2d(x, out_channels=8, kernel=[3,3], padding=[1,1], activation=relu) : f32[N,8,32,32]
+d = conv2d(c, out_channels=8, kernel=[3,3], padding=[1,1], groups=2, bias=false) : f32[N,8,32,32]
+)";
+  Compiled c = compile(ff, 1, 2);
+  const RankProgram& r = c.program.ranks[0];
+  const double out = 2.0 * 8 * 32 * 32;
+  // 2·|out|·C·kh·kw, plus the bias and the ReLU per output element.
+  EXPECT_DOUBLE_EQ(kernel_work(c.graph, r, find(c, InstrKind::forward, "c")).flops, 2 * out * 3 * 9 + 2 * out);
+  // groups=2: each output reads C/g = 4 input channels; no bias, no activation.
+  EXPECT_DOUBLE_EQ(kernel_work(c.graph, r, find(c, InstrKind::forward, "d")).flops, 2 * out * 4 * 9);
+  // d's backward: its input's gradient and its weight's, one contraction each.
+  KernelWork bd = kernel_work(c.graph, r, find(c, InstrKind::backward, "d"));
+  EXPECT_DOUBLE_EQ(bd.flops, 2 * (2 * out * 4 * 9));
+  EXPECT_EQ(bd.launches, 2);
+}
+
+TEST(SimCost, RooflineAndMath) {
+  Compiled c = compile(kLinear, 1, 4096);
+  const RankProgram& r = c.program.ranks[0];
+  const Instr& fwd = find(c, InstrKind::forward, "fc");
+  Machine m;
+  const KernelWork w = kernel_work(c.graph, r, fwd);
+  AnalyticalCostModel fp32(m, Math::fp32), tf32(m, Math::tf32);
+  EXPECT_DOUBLE_EQ(fp32.kernel(c.graph, r, fwd),
+                   std::max(w.flops / m.fp32_flops, w.bytes / m.memory_bandwidth) + m.launch);
+  EXPECT_DOUBLE_EQ(tf32.kernel(c.graph, r, fwd),
+                   std::max(w.flops / m.tf32_flops, w.bytes / m.memory_bandwidth) + m.launch);
+  // A fill: its bytes over the memory bandwidth, plus the floor.
+  for (const Instr& in : r.step)
+    if (in.kind == InstrKind::fill) {
+      EXPECT_DOUBLE_EQ(fp32.instr(c.graph, r, in), operand_bytes(r, in.dst) / m.memory_bandwidth + m.launch);
+      break;
+    }
+}
+
+TEST(SimCost, RingCollectives) {
+  // 1 GB over 4 ranks at 300 GB/s and 5 us: 2·3/4 · 1e9/300e9 + 6 · 5e-6.
+  EXPECT_NEAR(ring_all_reduce_time(1e9, 4, 300e9, 5e-6), 0.005 + 30e-6, 1e-12);
+  EXPECT_NEAR(ring_gather_time(1e9, 4, 300e9, 5e-6), 0.0025 + 15e-6, 1e-12);
+  EXPECT_EQ(ring_all_reduce_time(1e9, 1, 300e9, 5e-6), 0.0);
+}
+
+TEST(SimCost, TransfersInsideAndBetweenNodes) {
+  Machine m;
+  m.gpus_per_node = 2;
+  AnalyticalCostModel cost(m, Math::fp32);
+  EXPECT_DOUBLE_EQ(cost.transfer(3e9, 0, 1), m.intra_node_latency + 3e9 / m.intra_node_bandwidth);
+  EXPECT_DOUBLE_EQ(cost.transfer(3e9, 1, 2), m.inter_node_latency + 3e9 / m.inter_node_bandwidth);
+}
+
+/// A program of `n` ranks with one f32 buffer of `elems` each and the given instructions.
+Program hand_program(int n, int64_t elems) {
+  Program p;
+  p.num_ranks = n;
+  p.ranks.resize(n);
+  for (int r = 0; r < n; ++r) {
+    p.ranks[r].rank = r;
+    Buffer b;
+    b.name = "g";
+    b.full = {elems};
+    b.box = Box::whole(b.full);
+    p.ranks[r].buffers.push_back(b);
+  }
+  return p;
+}
+
+Instr comm_instr(int phase, std::vector<CommOp> ops) {
+  Instr in;
+  in.kind = InstrKind::comm;
+  in.phase = phase;
+  in.comm = std::move(ops);
+  return in;
+}
+
+TEST(SimCost, AllReducePhaseOfKnownBytes) {
+  // 4 ranks all-reduce 2^20 floats (4 MiB) inside one node.
+  Program p = hand_program(4, 1 << 20);
+  p.groups = {{0, 1, 2, 3}};
+  p.phases.resize(1);
+  for (int r = 0; r < 4; ++r) {
+    CommOp ar;
+    ar.kind = CommKind::all_reduce;
+    ar.group = 0;
+    ar.dst = Operand{0, p.ranks[r].buffers[0].box};
+    p.ranks[r].step.push_back(comm_instr(0, {ar}));
+  }
+  Machine m;
+  AnalyticalCostModel cost(m, Math::fp32);
+  std::vector<PhaseMember> members;
+  for (int r = 0; r < 4; ++r) members.push_back({&p.ranks[r], &p.ranks[r].step[0]});
+  const double bytes = 4.0 * (1 << 20);
+  EXPECT_DOUBLE_EQ(cost.phase(p, members), 2.0 * 3 / 4 * bytes / m.intra_node_bandwidth + 6 * m.intra_node_latency);
+  // Spread over two nodes, the ring runs at the speed of the link between them.
+  m.gpus_per_node = 2;
+  AnalyticalCostModel two_nodes(m, Math::fp32);
+  EXPECT_DOUBLE_EQ(two_nodes.phase(p, members),
+                   2.0 * 3 / 4 * bytes / m.inter_node_bandwidth + 6 * m.inter_node_latency);
+}
+
+TEST(SimCost, SendsOfOneRankShareItsLink) {
+  // Rank 0 sends a strided half (packed first) and a contiguous half to ranks 1 and 2.
+  Program p = hand_program(3, 1024);
+  Buffer& b = p.ranks[0].buffers[0];
+  b.full = {32, 32};
+  b.box = Box::whole(b.full);
+  Box left{{{0, 32}, {0, 16}}}, top{{{0, 16}, {0, 32}}};
+  CommOp s1{CommKind::send, 1, -1, Operand{0, left}, {}, {}};
+  CommOp s2{CommKind::send, 2, -1, Operand{0, top}, {}, {}};
+  p.ranks[0].step.push_back(comm_instr(0, {s1, s2}));
+  EXPECT_FALSE(is_contiguous(p.ranks[0], s1.src));
+  EXPECT_TRUE(is_contiguous(p.ranks[0], s2.src));
+  Machine m;
+  AnalyticalCostModel cost(m, Math::fp32);
+  const double half = 4.0 * 512;
+  EXPECT_DOUBLE_EQ(cost.member_time(p, {&p.ranks[0], &p.ranks[0].step[0]}),
+                   (2 * half / m.memory_bandwidth + m.launch) + m.intra_node_latency + 2 * half / m.intra_node_bandwidth);
+}
+
+/// Costs for testing the simulator alone: a fill takes `value` seconds, every phase one second.
+class FixedCost : public CostModel {
+ public:
+  double kernel(const Graph&, const RankProgram&, const Instr&) const override { return 0; }
+  double move(const RankProgram&, const Instr& in) const override { return in.value; }
+  double update(const RankProgram&, const Instr&) const override { return 0; }
+  double phase(const Program&, std::span<const PhaseMember>) const override { return 1; }
+};
+
+Instr fill(float seconds) {
+  Instr in;
+  in.kind = InstrKind::fill;
+  in.dst = Operand{0, Box{{{0, 1}}}};
+  in.value = seconds;
+  return in;
+}
+
+TEST(Simulate, PhaseWaitsForItsSlowestMember) {
+  Program p = hand_program(2, 4);
+  p.groups = {{0, 1}};
+  p.phases.resize(1);
+  CommOp ar;
+  ar.kind = CommKind::all_reduce;
+  ar.group = 0;
+  ar.dst = Operand{0, Box{{{0, 4}}}};
+  p.ranks[0].step = {fill(3), comm_instr(0, {ar}), fill(1)};
+  p.ranks[1].step = {fill(1), comm_instr(0, {ar}), fill(0.5)};
+  Graph g;
+  SimOptions o;
+  o.trace = true;
+  Simulation s = simulate(g, p, Machine{}, FixedCost{}, o);
+  // The phase starts when rank 0 reaches it (3 s), ends at 4 s on both.
+  EXPECT_DOUBLE_EQ(s.iteration, 5);
+  EXPECT_DOUBLE_EQ(s.ranks[0].end, 5);
+  EXPECT_DOUBLE_EQ(s.ranks[1].end, 4.5);
+  EXPECT_DOUBLE_EQ(s.ranks[0].idle, 0);
+  EXPECT_DOUBLE_EQ(s.ranks[1].idle, 2 + 0.5);  // waiting for rank 0, then for the slowest rank's end
+  for (const RankTimes& r : s.ranks) {
+    EXPECT_DOUBLE_EQ(r.comm, 1);
+    EXPECT_DOUBLE_EQ(r.compute + r.comm + r.idle, s.iteration);
+  }
+  ASSERT_EQ(s.events.size(), 6u);
+  EXPECT_EQ(s.instructions, 6);
+  const std::string json = trace_json(s, "test");
+  EXPECT_NE(json.find("\"traceEvents\""), std::string::npos);
+  EXPECT_NE(json.find(R"("ph": "X", "pid": 1, "tid": 1, "ts": 3000000.000, "dur": 1000000.000, "args": {"wait_us": 2000000.000})"),
+            std::string::npos)
+      << json;
+}
+
+const char* kMlp = R"(model mlp
+x = input() : f32[N,1024]
+h1 = linear(x, out_features=1024, activation=relu) : f32[N,1024]
+h2 = linear(h1, out_features=1024, activation=relu) : f32[N,1024]
+y = linear(h2, out_features=16) : f32[N,16]
+)";
+
+TEST(Simulate, DataParallelSpeedsUpAComputeBoundModel) {
+  Machine m;
+  AnalyticalCostModel cost(m, Math::fp32);
+  double last = 0;
+  for (int devices : {1, 2, 4}) {
+    Compiled c = compile(kMlp, devices, 8192);
+    Simulation s = simulate(c.graph, c.program, m, cost);
+    ASSERT_EQ(s.ranks.size(), static_cast<size_t>(devices));
+    EXPECT_TRUE(s.fits());
+    if (devices > 1) {
+      EXPECT_LT(s.iteration, last) << devices << " devices";
+      EXPECT_GT(s.ranks[0].comm, 0.0);  // the gradients' all-reduces
+    }
+    last = s.iteration;
+  }
+}
+
+TEST(Simulate, MemoryOverTheGpuIsRejected) {
+  Compiled c = compile(kMlp, 2, 64);
+  Machine m;
+  AnalyticalCostModel cost(m, Math::fp32);
+  EXPECT_TRUE(simulate(c.graph, c.program, m, cost).fits());
+  m.gpu_memory = static_cast<double>(c.program.ranks[0].persistent_bytes);  // no room for the arena
+  Simulation s = simulate(c.graph, c.program, m, cost);
+  EXPECT_FALSE(s.fits());
+  EXPECT_EQ(s.over_memory, 0);
+  EXPECT_EQ(s.ranks[0].memory(), c.program.ranks[0].persistent_bytes + c.program.ranks[0].arena_bytes);
+}
+
+std::string user_error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(Machine, PresetsAndFile) {
+  EXPECT_EQ(machine_preset("h100")->gpu_memory, 80.0 * (1 << 30));
+  EXPECT_EQ(machine_preset("h200")->memory_bandwidth, 4.8e12);
+  EXPECT_FALSE(machine_preset("a100").has_value());
+  Machine m = parse_machine(R"(# two DGX H200
+base = h200
+name = dgx2   # trailing comment
+nodes = 2
+inter_node_bandwidth_gb_s = 50
+launch_us = 0
+)",
+                            "m.txt");
+  EXPECT_EQ(m.name, "dgx2");
+  EXPECT_EQ(m.card, "h200");
+  EXPECT_EQ(m.nodes, 2);
+  EXPECT_EQ(m.gpus(), 16);
+  EXPECT_DOUBLE_EQ(m.inter_node_bandwidth, 50e9);
+  EXPECT_DOUBLE_EQ(m.launch, 0);
+  EXPECT_DOUBLE_EQ(m.gpu_memory, 141.0 * (1 << 30));
+  EXPECT_EQ(m.node_of(7), 0);
+  EXPECT_EQ(m.node_of(8), 1);
+}
+
+TEST(Machine, ErrorsNameFileAndLine) {
+  auto parse = [](const char* text) { return user_error_of([&] { parse_machine(text, "m.txt"); }); };
+  EXPECT_EQ(parse("nodes = 2\nbandwidth = 3\n"), "m.txt:2: error: unknown key 'bandwidth' (known: base, name, card, nodes, gpus_per_node, "
+                                                 "intra_node_bandwidth_gb_s, intra_node_latency_us, inter_node_bandwidth_gb_s, "
+                                                 "inter_node_latency_us, gpu_memory_gib, fp32_tflop_s, tf32_tflop_s, "
+                                                 "memory_bandwidth_gb_s, launch_us)");
+  EXPECT_EQ(parse("\n\nfp32_tflop_s = fast\n"), "m.txt:3: error: 'fp32_tflop_s' takes a number, got 'fast'");
+  EXPECT_EQ(parse("gpu_memory_gib = 0\n"), "m.txt:1: error: 'gpu_memory_gib' must be positive, got 0");
+  EXPECT_EQ(parse("nodes 2\n"), "m.txt:1: error: expected `key = value`, got 'nodes 2'");
+  EXPECT_EQ(parse("nodes = 1\nnodes = 2\n"), "m.txt:2: error: 'nodes' is given twice");
+  EXPECT_EQ(parse("nodes = 1\nbase = h100\n"), "m.txt:2: error: 'base' must come before every other key");
+  EXPECT_EQ(parse("base = a100\n"), "m.txt:1: error: unknown preset 'a100' (known: h100, h200)");
+  EXPECT_EQ(parse("gpus_per_node = 0\n"), "m.txt:1: error: 'gpus_per_node' takes a whole number from 1 to 65536, got '0'");
+}
+
+TEST(CostTable, RoundTripMergeAndLookup) {
+  Compiled c = compile(kLinear, 1, 16);
+  const RankProgram& r = c.program.ranks[0];
+  const Instr& fwd = find(c, InstrKind::forward, "fc");
+  const std::string key = kernel_key(c.graph, r, fwd);
+  EXPECT_EQ(key, "linear forward f32 {out_features=32, bias=true, activation=none} in=16x64 out=16x32 params=32x64,32");
+
+  CostTable t;
+  t.set("h100", Math::fp32, key, 12.5e-6);
+  t.set("h100", Math::tf32, key, 3e-6);
+  const std::string text = t.print();
+  CostTable back = CostTable::parse(text, "db.txt");
+  EXPECT_EQ(back.size(), 2u);
+  EXPECT_EQ(back.print(), text);
+  CostTable newer;
+  newer.set("h100", Math::fp32, key, 10e-6);
+  back.merge(newer);
+  EXPECT_DOUBLE_EQ(*back.find("h100", Math::fp32, key), 10e-6);
+  EXPECT_EQ(back.find("h200", Math::fp32, key), nullptr);
+
+  Machine m;
+  AnalyticalCostModel analytical(m, Math::fp32);
+  MeasuredCostModel measured(back, analytical);
+  EXPECT_TRUE(measured.measured(c.graph, r, fwd));
+  EXPECT_DOUBLE_EQ(measured.kernel(c.graph, r, fwd), 10e-6);
+  const Instr& bwd = find(c, InstrKind::backward, "fc");
+  EXPECT_FALSE(measured.measured(c.graph, r, bwd));
+  EXPECT_DOUBLE_EQ(measured.kernel(c.graph, r, bwd), analytical.kernel(c.graph, r, bwd));
+}
+
+TEST(CostTable, ErrorsNameFileAndLine) {
+  auto parse = [](const char* text) { return user_error_of([&] { CostTable::parse(text, "db.txt"); }); };
+  EXPECT_EQ(parse("ffc-costs 2\n"), "db.txt:1: error: cost table version '2' is not supported (this ffc reads version 1)");
+  EXPECT_EQ(parse("# a comment\nh100 fp32 1 relu\n"), "db.txt:2: error: not a cost table: expected `ffc-costs 1` first");
+  EXPECT_EQ(parse("ffc-costs 1\nh100 fp16 1.0 relu forward\n"), "db.txt:2: error: math must be fp32 or tf32, got 'fp16'");
+  EXPECT_EQ(parse("ffc-costs 1\nh100 fp32 soon relu forward\n"), "db.txt:2: error: 'soon' is not a time in microseconds");
+  EXPECT_EQ(parse("ffc-costs 1\nh100 fp32\n"), "db.txt:2: error: expected `CARD MATH MICROSECONDS KERNEL`");
+  EXPECT_EQ(parse(""), "db.txt: error: empty cost table: expected `ffc-costs 1` first");
+}
+
+}  // namespace
+}  // namespace ffc

@@ -1,0 +1,22 @@
+// `ffc simulate`: the predicted iteration time of a model under a strategy on a machine.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace ffc {
+
+struct SimulateFlags {
+  std::string model, strategy, machine, math = "fp32", trace, costs, optimizer = "adam";
+  int devices = 0;
+  int64_t batch = 64;
+  bool time = false;  ///< report the CPU time of the middle end and of one simulation on stderr
+};
+
+void add_simulate_flags(CLI::App* cmd, SimulateFlags& f);
+/// 0 on success; 1 for a user error, and for a strategy that does not fit the GPUs' memory.
+int cmd_simulate(const SimulateFlags& f);
+
+}  // namespace ffc
