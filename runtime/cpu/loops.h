@@ -15,6 +15,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../core/box_checks.h"
 #include "context.h"
 
 namespace ffrt::cpu {
@@ -23,10 +24,10 @@ namespace ffrt::cpu {
 /// OpenMP region costs microseconds, and much more on a loaded machine.
 constexpr int64_t kMinParallelWork = int64_t{1} << 15;
 
-/// Throws ffrt::Error when `cond` is false: a view that does not fit what the kernel needs.
-inline void require(bool cond, const char* what) {
-  if (!cond) throw Error(what);
-}
+using checks::box_holds;  // the checks both backends make (core/box_checks.h)
+using checks::box_inside;
+using checks::holds;
+using checks::require;
 
 // ---- boxes ----------------------------------------------------------------------------------------
 
@@ -35,33 +36,6 @@ struct Span {
   int64_t lo = 0, hi = 0;
   int64_t size() const { return hi > lo ? hi - lo : 0; }
 };
-
-/// Whether v's box contains the box [lo, lo + size) of v's rank (an empty box is contained anywhere).
-inline bool box_holds(const View& v, const int64_t* lo, const int64_t* size) {
-  for (int d = 0; d < v.rank; ++d)
-    if (size[d] <= 0) return true;
-  for (int d = 0; d < v.rank; ++d)
-    if (lo[d] < v.lo[d] || lo[d] + size[d] > v.hi(d)) return false;
-  return true;
-}
-
-/// Whether `inner`'s box lies inside `outer`'s (same rank): every dim up to the first empty one.
-inline bool box_inside(const View& inner, const View& outer) {
-  if (inner.rank != outer.rank) return false;
-  for (int d = 0; d < inner.rank; ++d) {
-    if (inner.size[d] == 0) return true;
-    if (inner.lo[d] < outer.lo[d] || inner.hi(d) > outer.hi(d)) return false;
-  }
-  return true;
-}
-
-/// Whether v has the rank and global extents of `like` and its box holds `box`'s.
-inline bool holds(const View& v, const View& like, const View& box) {
-  if (v.rank != like.rank) return false;
-  for (int d = 0; d < v.rank; ++d)
-    if (v.full[d] != like.full[d]) return false;
-  return box_inside(box, v);
-}
 
 /// The extent of a box along its last dim (1 for rank 0): the length of its lines.
 inline int64_t line_length(const View& box) { return box.rank > 0 ? box.size[box.rank - 1] : 1; }

@@ -1,15 +1,48 @@
-// What the cuda backend's kernel files share on the device: views passed by value to kernels,
-// coordinates of the i-th element of a box, offsets, launch shapes.
+// What the cuda backend's kernel files share: the view checks (both backends'), activations on the
+// device, views passed by value to kernels, coordinates of the i-th element of a box, offsets,
+// launch shapes.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
+#include "../core/box_checks.h"
 #include "context.h"
 #include "ffrt/view.h"
 
 namespace ffrt::cuda {
+
+using checks::box_holds;  // the checks both backends make (core/box_checks.h)
+using checks::box_inside;
+using checks::holds;
+using checks::require;
+
+// ---- activations --------------------------------------------------------------------------------
+
+/// act(z), as the cpu backend computes it (exact erf GELU).
+template <Act A>
+__device__ inline float act_value(float z) {
+  if constexpr (A == Act::relu) return z > 0.f ? z : 0.f;
+  if constexpr (A == Act::sigmoid) return 1.f / (1.f + expf(-z));
+  if constexpr (A == Act::tanh) return tanhf(z);
+  if constexpr (A == Act::gelu) return 0.5f * z * (1.f + erff(z * 0.70710678118654752f));
+  return z;
+}
+
+/// Returns f(std::integral_constant<Act, act>{}): kernels instantiated once per activation.
+template <typename F>
+decltype(auto) with_act(Act act, F&& f) {
+  switch (act) {
+    case Act::none: return f(std::integral_constant<Act, Act::none>{});
+    case Act::relu: return f(std::integral_constant<Act, Act::relu>{});
+    case Act::sigmoid: return f(std::integral_constant<Act, Act::sigmoid>{});
+    case Act::tanh: return f(std::integral_constant<Act, Act::tanh>{});
+    case Act::gelu: return f(std::integral_constant<Act, Act::gelu>{});
+  }
+  throw Error("unknown activation");
+}
 
 /// A View as a kernel argument (trivially copyable, by value).
 struct DView {

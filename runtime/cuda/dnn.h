@@ -1,6 +1,6 @@
-// What the cuda backend's heavy kernel files (conv.cu, pool.cu, linear.cu) share: argument checks,
-// per-shape plans cached in the context, dense temporaries over boxes, the activations on the
-// device, and the epilogue that adds a bias and applies an activation in place.
+// What the cuda backend's heavy kernel files (conv.cu, pool.cu, linear.cu) share: per-shape plans
+// cached in the context, dense temporaries over boxes, and the epilogue that adds a bias and applies
+// an activation in place (the activations themselves are in common.cuh).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -16,20 +16,6 @@
 #include "common.cuh"
 
 namespace ffrt::cuda {
-
-/// Throws ffrt::Error when `cond` is false: a view that does not fit what the kernel needs.
-inline void require(bool cond, const char* what) {
-  if (!cond) throw Error(what);
-}
-
-/// Whether v's box contains the box [lo, lo + size) of v's rank (an empty box is contained anywhere).
-inline bool box_holds(const View& v, const int64_t* lo, const int64_t* size) {
-  for (int d = 0; d < v.rank; ++d)
-    if (size[d] <= 0) return true;
-  for (int d = 0; d < v.rank; ++d)
-    if (lo[d] < v.lo[d] || lo[d] + size[d] > v.hi(d)) return false;
-  return true;
-}
 
 /// The largest power of two, up to 256, dividing the address: algorithms chosen for one alignment
 /// may not run at a smaller one, so plans are keyed by it.
@@ -80,31 +66,6 @@ struct Temp {
     view.data = mem.get();
   }
 };
-
-// ---- activations --------------------------------------------------------------------------------
-
-/// act(z), as the cpu backend computes it (exact erf GELU).
-template <Act A>
-__device__ inline float act_value(float z) {
-  if constexpr (A == Act::relu) return z > 0.f ? z : 0.f;
-  if constexpr (A == Act::sigmoid) return 1.f / (1.f + expf(-z));
-  if constexpr (A == Act::tanh) return tanhf(z);
-  if constexpr (A == Act::gelu) return 0.5f * z * (1.f + erff(z * 0.70710678118654752f));
-  return z;
-}
-
-/// Returns f(std::integral_constant<Act, act>{}): kernels instantiated once per activation.
-template <typename F>
-decltype(auto) with_act(Act act, F&& f) {
-  switch (act) {
-    case Act::none: return f(std::integral_constant<Act, Act::none>{});
-    case Act::relu: return f(std::integral_constant<Act, Act::relu>{});
-    case Act::sigmoid: return f(std::integral_constant<Act, Act::sigmoid>{});
-    case Act::tanh: return f(std::integral_constant<Act, Act::tanh>{});
-    case Act::gelu: return f(std::integral_constant<Act, Act::gelu>{});
-  }
-  throw Error("unknown activation");
-}
 
 // ---- the bias-and-activation epilogue -------------------------------------------------------------
 

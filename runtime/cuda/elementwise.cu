@@ -115,19 +115,6 @@ __device__ __forceinline__ float act_derivative(float x, float y) {
 constexpr bool reads_x(Act a) { return a == Act::gelu; }
 constexpr bool reads_y(Act a) { return a == Act::relu || a == Act::sigmoid || a == Act::tanh; }
 
-/// Returns f(std::integral_constant<Act, act>{}): code instantiated once per activation.
-template <typename F>
-void with_act(Act act, F&& f) {
-  switch (act) {
-    case Act::none: return f(std::integral_constant<Act, Act::none>{});
-    case Act::relu: return f(std::integral_constant<Act, Act::relu>{});
-    case Act::sigmoid: return f(std::integral_constant<Act, Act::sigmoid>{});
-    case Act::tanh: return f(std::integral_constant<Act, Act::tanh>{});
-    case Act::gelu: return f(std::integral_constant<Act, Act::gelu>{});
-  }
-  throw Error("unknown activation");
-}
-
 template <Act A>
 struct ActForward {
   const float* x;

@@ -25,29 +25,6 @@ namespace {
 
 using namespace cuda;  // the shared checks, rows and reductions (rows.cuh)
 
-/// act(z), with the activation known at compile time (exact-erf GELU, as the cpu).
-template <Act A>
-__device__ inline float act_value(float z) {
-  if constexpr (A == Act::relu) return z > 0.f ? z : 0.f;
-  if constexpr (A == Act::sigmoid) return 1.f / (1.f + expf(-z));
-  if constexpr (A == Act::tanh) return tanhf(z);
-  if constexpr (A == Act::gelu) return 0.5f * z * (1.f + erff(z * 0.70710678118654752f));
-  return z;
-}
-
-/// Returns f(std::integral_constant<Act, act>{}): a kernel instantiated once per activation.
-template <typename F>
-void with_act(Act act, F&& f) {
-  switch (act) {
-    case Act::none: return f(std::integral_constant<Act, Act::none>{});
-    case Act::relu: return f(std::integral_constant<Act, Act::relu>{});
-    case Act::sigmoid: return f(std::integral_constant<Act, Act::sigmoid>{});
-    case Act::tanh: return f(std::integral_constant<Act, Act::tanh>{});
-    case Act::gelu: return f(std::integral_constant<Act, Act::gelu>{});
-  }
-  throw Error("unknown activation");
-}
-
 /// V consecutive floats (V = 4: one aligned float4 access).
 template <int V>
 __device__ inline void load(const float* p, float (&v)[V]) {

@@ -15,21 +15,6 @@
 
 namespace ffrt::cuda {
 
-/// Throws ffrt::Error when `cond` is false: a view that does not fit what the kernel needs.
-inline void require(bool cond, const char* what) {
-  if (!cond) throw Error(what);
-}
-
-/// Whether `inner`'s box lies inside `outer`'s (same rank): every dim up to the first empty one.
-inline bool box_inside(const View& inner, const View& outer) {
-  if (inner.rank != outer.rank) return false;
-  for (int d = 0; d < inner.rank; ++d) {
-    if (inner.size[d] == 0) return true;
-    if (inner.lo[d] < outer.lo[d] || inner.hi(d) > outer.hi(d)) return false;
-  }
-  return true;
-}
-
 /// A rank-0 view as a rank-1 view of one element (so that every box has a last dim).
 inline View with_last_dim(const View& v) {
   if (v.rank > 0) return v;

@@ -15,29 +15,6 @@ namespace ffrt::cuda {
 
 // ---- host checks ----------------------------------------------------------------------------------
 
-/// Throws ffrt::Error when `cond` is false: a view that does not fit what the kernel needs.
-inline void require(bool cond, const char* what) {
-  if (!cond) throw Error(what);
-}
-
-/// Whether `inner`'s box lies inside `outer`'s (same rank): every dim up to the first empty one.
-inline bool box_inside(const View& inner, const View& outer) {
-  if (inner.rank != outer.rank) return false;
-  for (int d = 0; d < inner.rank; ++d) {
-    if (inner.size[d] == 0) return true;
-    if (inner.lo[d] < outer.lo[d] || inner.hi(d) > outer.hi(d)) return false;
-  }
-  return true;
-}
-
-/// Whether v has the rank and global extents of `like` and its box holds `box`'s.
-inline bool holds(const View& v, const View& like, const View& box) {
-  if (v.rank != like.rank) return false;
-  for (int d = 0; d < v.rank; ++d)
-    if (v.full[d] != like.full[d]) return false;
-  return box_inside(box, v);
-}
-
 /// The kernels here index elements, rows and channels with 32-bit integers.
 inline void require_index_space(int64_t n, const char* what) { require(n < (int64_t{1} << 31), what); }
 
