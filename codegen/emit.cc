@@ -136,8 +136,8 @@ class RankEmitter {
     if (in.stats.present()) s += fmt::format("    v.stats = {};\n", operand(in.stats));
     if (!in.update_state) s += "    v.update_state = false;\n";
     s += fmt::format("    ffrt::{}(R.ctx(), kOps[{}], R.info(), v);\n", fn, in.op);
-    // Evaluation counts the predictions a classification loss's parts see.
-    if (in.kind == InstrKind::forward && op.kind == OpKind::softmax_cross_entropy) s += "    R.score(v.in[0], v.in[1]);\n";
+    // Evaluation counts the predictions a classification loss's parts see (the op table says which).
+    if (in.kind == InstrKind::forward && op.info().scores_predictions) s += "    R.score(v.in[0], v.in[1]);\n";
     s += "  }\n";
     return s;
   }

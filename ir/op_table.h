@@ -101,6 +101,11 @@ struct OpInfo {
   /// part's loss is its samples' share of the mean).
   bool partial_output = false;
 
+  /// Whether an evaluation scores the op's predictions: input 0 holds a part's logits (whole rows
+  /// of classes), input 1 its labels, and the part counts the labels its logits' largest class
+  /// matches (ffrt::count_correct).
+  bool scores_predictions = false;
+
   /// The state a part's forward saves for its backward (statistics, pre-activations), as boxes of
   /// tensors whose extents are those of the whole op's (the part = the whole parallel shape).
   /// Null: none.

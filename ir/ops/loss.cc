@@ -53,6 +53,7 @@ const OpInfo& loss_softmax_cross_entropy() {
       .input_box = sce_input_box,
       .output_box = scalar_box,
       .partial_output = true,
+      .scores_predictions = true,
   };
   return info;
 }

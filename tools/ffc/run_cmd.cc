@@ -126,10 +126,9 @@ void load_checkpoint(SerialTrainer& trainer, const std::string& path) {
         p.has_history = true;
         any_state = true;
       }
-      // State of the other optimizer is not an error: that run's choice, not this one's.
-      for (bool other : {false, true})
-        for (const std::string& n : ffrt::optimizer_state_names(p.name, other))
-          if (file.contains(n) && !used.count(n)) used.insert(n);
+      // Any optimizer's state is the parameter's, used or not (that run's choice, not this one's).
+      for (bool adam_state : {false, true})
+        for (const std::string& n : ffrt::optimizer_state_names(p.name, adam_state)) used.insert(n);
     }
     const auto step = file.metadata().find(ffrt::kOptimizerStep);
     if (any_state && step != file.metadata().end()) trainer.set_optimizer_steps(std::stoll(step->second));
