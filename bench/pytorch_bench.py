@@ -85,6 +85,23 @@ def worker(rank, args, port):
         losses.append(loss.detach())
     losses = [float(l) for l in losses]
 
+    if args.profile and cuda:
+        # One more iteration, profiled on rank 0 (every rank runs it: DDP all-reduces across them):
+        # the kernels' CUDA time by name, beside ffc's --trace of the same model.
+        import contextlib
+        from torch.profiler import ProfilerActivity, profile
+        ctx = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) if rank == 0 else contextlib.nullcontext()
+        with ctx as prof:
+            opt.zero_grad(set_to_none=True)
+            loss = torch_models.loss_fn(model(*inputs), labels)
+            loss.backward()
+            opt.step()
+            sync()
+        if rank == 0:
+            with open(args.profile + ".txt", "w") as f:
+                f.write(prof.key_averages().table(sort_by="cuda_time_total", row_limit=60))
+            prof.export_chrome_trace(args.profile + ".json")
+
     if rank == 0:
         timed = times[args.warmup:]
         med = statistics.median(timed)
@@ -138,6 +155,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cpu: for testing this script")
     ap.add_argument("--json", help="write the result here (one JSON line)")
+    ap.add_argument("--profile", metavar="PREFIX",
+                    help="after the timing, profile one more iteration (rank 0): PREFIX.txt (kernels by CUDA "
+                         "time) and PREFIX.json (Chrome trace)")
     args = ap.parse_args()
 
     if args.gpus < 1 or args.batch % args.gpus:

@@ -6,7 +6,7 @@
 #                [--timeout 300] [--budget 560] [--batches "alexnet=256 ..."] [--strategies "STEM ..."]
 #                [--sync-bn] [--attention math|sdpa] [--no-strategies] [--no-pytorch]
 #                [--build-only | --no-build] [--append] [--ffc PATH] [--jobs 16] [--cuda-arch 90]
-#                [--backend cuda|cpu]
+#                [--backend cuda|cpu] [--trace]
 #
 # Steps: build ffc (cmake -S . -B build-bench -G Ninja -DFFC_BUILD_TESTS=OFF -DFFC_CUDA=OFF;
 # ninja ffc); for each GPU count and model, ffc compile with data parallelism (-g N) and with every
@@ -38,6 +38,7 @@ STRATEGIES=auto
 SYNC_BN=0
 ATTENTION=math
 PYTORCH=1
+TRACE=0
 BUILD=1
 BUILD_ONLY=0
 APPEND=0
@@ -65,6 +66,7 @@ while [[ $# -gt 0 ]]; do
     --sync-bn) SYNC_BN=1; shift ;;             # PyTorch: SyncBatchNorm on several GPUs (ffc's batch_norm semantics)
     --attention) ATTENTION=$2; shift 2 ;;      # PyTorch transformer: math (as the .ff) or sdpa
     --no-pytorch) PYTORCH=0; shift ;;
+    --trace) TRACE=1; shift ;;                 # ffc --trace, PyTorch --profile: into logs.tar.gz
     --build-only) BUILD_ONLY=1; shift ;;
     --no-build) BUILD=0; shift ;;              # use the programs built by an earlier call
     --append) APPEND=1; shift ;;               # add to DIR/results.jsonl instead of starting it anew
@@ -282,6 +284,7 @@ run_ffc() {   # MODEL N STEM
   [[ $t -ge 20 ]] || { fail ffc "$m" "$st" "$n" "skipped: time budget"; return; }
   local np=(-np "$n"); [[ $n -gt $(nproc) ]] && np+=(--oversubscribe)
   local math=(--math "$MATH")
+  [[ $TRACE == 1 ]] && math+=(--trace "$LOGS/$l.trace.json")
   rm -f "$LOGS/$l.jsonl"
   say "ffc $m g$n $st ..."
   if timeout -k 10 "$t" "${MPIRUN[@]}" "${np[@]}" "$exe" --iterations $((WARMUP + ITERS)) --optimizer sgd --lr 0.01 \
@@ -308,6 +311,7 @@ run_pytorch() {   # MODEL N
   [[ $t -ge 20 ]] || { fail pytorch "$m" "$st" "$n" "skipped: time budget"; return; }
   local extra=(); [[ $SYNC_BN == 1 ]] && extra+=(--sync-bn)
   [[ $BACKEND == cpu ]] && extra+=(--device cpu)
+  [[ $TRACE == 1 && $BACKEND == cuda ]] && extra+=(--profile "$LOGS/$l.profile")
   rm -f "$LOGS/$l.json"
   say "pytorch $m g$n ..."
   if timeout -k 10 "$t" "$PYTHON" "$REPO/bench/pytorch_bench.py" --model "$m" --batch "${BATCH[$m]}" --gpus "$n" \

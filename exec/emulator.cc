@@ -129,6 +129,7 @@ OpViews Emulator::kernel_views(int r, const Instr& in) const {
     v.dparams.push_back(o.present() ? std::optional<ffrt::View>(view(r, o)) : std::nullopt);
   if (in.stats.present()) v.stats = view(r, in.stats);
   v.update_state = in.update_state;
+  v.overwrite = in.overwrite;
   return v;
 }
 

@@ -92,6 +92,29 @@ std::string comm_str(const RankProgram& r, const CommOp& c) {
 
 }  // namespace
 
+std::string instr_title(const Graph& g, const Program& p, const RankProgram& r, const Instr& in) {
+  auto buf = [&](const Operand& o) { return o.present() ? r.buffers[o.buffer].name : std::string("-"); };
+  switch (in.kind) {
+    case InstrKind::forward:
+    case InstrKind::forward_stats:
+    case InstrKind::backward_stats:
+    case InstrKind::backward:
+    case InstrKind::load_input:
+      return fmt::format("{} {} part {}", instr_kind_name(in.kind), g.ops.at(in.op).name, in.part);
+    case InstrKind::copy: return fmt::format("copy {} {}= {}", buf(in.dst), in.accumulate ? "+" : "", buf(in.src));
+    case InstrKind::fill:
+    case InstrKind::init_param: return fmt::format("{} {}", instr_kind_name(in.kind), buf(in.dst));
+    case InstrKind::update:
+      return fmt::format("update {}", in.param >= 0 ? p.params.at(in.param).name : buf(in.w));
+    case InstrKind::comm: {
+      const std::string& note = p.phases.at(in.phase).note;
+      return note.empty() ? fmt::format("phase {}", in.phase) : fmt::format("phase {}: {}", in.phase, note);
+    }
+  }
+  return "?";
+}
+
+
 std::string print_instr(const Graph& g, const RankProgram& r, const Instr& in) {
   std::string s = instr_kind_name(in.kind);
   auto op_name = [&] { return in.op >= 0 ? g.ops.at(in.op).name : std::string("?"); };
@@ -115,6 +138,7 @@ std::string print_instr(const Graph& g, const RankProgram& r, const Instr& in) {
            operands(r, "dparams", in.dparams);
       if (in.stats.present()) s += fmt::format(" stats={}", operand_str(r, in.stats));
       if (in.kind == InstrKind::forward && !in.update_state) s += " no_state_update";
+      if (in.overwrite) s += fmt::format(" overwrite={:#x}", in.overwrite);
       break;
     case InstrKind::copy:
       s += fmt::format(" {} {}= {}", operand_str(r, in.dst), in.accumulate ? "+" : "", operand_str(r, in.src));
@@ -123,6 +147,7 @@ std::string print_instr(const Graph& g, const RankProgram& r, const Instr& in) {
       std::vector<std::string> ops;
       for (const CommOp& c : in.comm) ops.push_back(comm_str(r, c));
       s += fmt::format(" phase {}: {}", in.phase, fmt::join(ops, "; "));
+      if (in.finish >= 0) s += fmt::format(" finish_before {}", in.finish);
       break;
     }
     case InstrKind::update:
@@ -170,6 +195,54 @@ void check_operand(const RankProgram& r, const Operand& o, const char* what) {
 
 }  // namespace
 
+namespace {
+
+/// A step phase that finishes later (Instr::finish) finishes within its function (the forward's
+/// phases before its end) and, once memory is planned, no instruction it overlaps touches the
+/// planned bytes of its operands.
+void check_finishes(const RankProgram& r) {
+  const int n = static_cast<int>(r.step.size()), forward_end = static_cast<int>(r.forward_end);
+  for (const Instr& in : r.setup) FFC_CHECK(in.finish < 0);
+  for (int i = 0; i < n; ++i) {
+    const Instr& in = r.step[i];
+    if (in.finish < 0) continue;
+    if (in.kind != InstrKind::comm || in.finish <= i + 1 || in.finish > (i < forward_end ? forward_end : n))
+      FFC_INTERNAL_ERROR("rank {}: step instruction {} finishes before instruction {}", r.rank, i, in.finish);
+    struct Bytes {
+      bool persistent;
+      int64_t lo, hi;
+    };
+    auto bytes_of = [&](const Operand& o) {
+      const Buffer& b = r.buffers.at(o.buffer);
+      return Bytes{is_persistent(b.role), b.offset, b.offset + std::max<int64_t>(b.bytes(), 1)};
+    };
+    std::vector<Bytes> mine;
+    for (const CommOp& c : in.comm)
+      for (const Operand* o : {&c.src, &c.dst})
+        if (o->present()) {
+          if (r.buffers.at(o->buffer).offset < 0) return;  // not planned yet
+          mine.push_back(bytes_of(*o));
+        }
+    for (int j = i + 1; j < in.finish; ++j) {
+      const Instr& x = r.step[j];
+      if (x.kind == InstrKind::comm) continue;  // phases run in order on their stream
+      auto check = [&](const Operand& o) {
+        if (!o.present()) return;
+        const Bytes b = bytes_of(o);
+        for (const Bytes& m : mine)
+          if (m.persistent == b.persistent && m.lo < b.hi && b.lo < m.hi)
+            FFC_INTERNAL_ERROR("rank {}: phase {} is still running at step instruction {}, which touches its memory ({})",
+                               r.rank, in.phase, j, r.buffers.at(o.buffer).name);
+      };
+      for (const auto* v : {&x.in, &x.out, &x.params, &x.saved, &x.dout, &x.din, &x.dparams})
+        for (const Operand& o : *v) check(o);
+      for (const Operand* o : {&x.stats, &x.src, &x.dst, &x.w, &x.grad, &x.state1, &x.state2}) check(*o);
+    }
+  }
+}
+
+}  // namespace
+
 void verify_program(const Program& p) {
   for (const auto& g : p.groups)
     for (size_t i = 1; i < g.size(); ++i) FFC_CHECK(g[i - 1] < g[i]);
@@ -193,6 +266,7 @@ void verify_program(const Program& p) {
         }
       }
     check_operand(r, r.loss, "the loss");
+    check_finishes(r);
   }
   // Every phase matches across ranks: what rank a sends rank b, in order, is what b receives from a,
   // in order (boxes and element types), and every member of a collective's group takes part in it

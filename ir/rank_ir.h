@@ -102,6 +102,9 @@ struct Instr {
   std::vector<Operand> in, out, params, saved, dout, din, dparams;
   Operand stats;
   bool update_state = true;  ///< forward: this part updates the op's running state
+  /// backward: gradients whose zero-fill was elided (passes/first_write.h), which the kernel writes
+  /// instead of adding to: bit i for din[i], bit 16 + j for dparams[j] (ffrt::OpViews::overwrite).
+  uint32_t overwrite = 0;
   // copy and fill:
   Operand src, dst;
   bool accumulate = false;
@@ -109,6 +112,11 @@ struct Instr {
   // comm:
   int phase = -1;
   std::vector<CommOp> comm;
+  /// step comm: the index in `step` of the instruction before which the phase must have finished
+  /// (the first that touches memory it reads or writes; the overlap pass sets it): the instructions
+  /// in between run while it communicates. -1: it finishes at once, before the next instruction.
+  /// `step.size()` finishes it at the end of the step.
+  int finish = -1;
   // init_param, update:
   int param = -1;
   Operand w, grad, state1, state2;
@@ -167,6 +175,9 @@ struct Program {
 std::string print_program(const Graph& g, const Program& p, int only_rank = -1);
 /// One instruction, as print_program writes it.
 std::string print_instr(const Graph& g, const RankProgram& r, const Instr& in);
+/// An instruction's title in timelines (the simulator's and the emitted program's --trace):
+/// `forward conv1 part 0`, `phase 9: grad conv5.weight`, `update fc.bias`.
+std::string instr_title(const Graph& g, const Program& p, const RankProgram& r, const Instr& in);
 /// `conv1.out.p0[0:2, 0:64, 0:55, 0:55]`, or `-` for an absent operand.
 std::string operand_str(const RankProgram& r, const Operand& o);
 

@@ -1,6 +1,7 @@
 // The middle end's pipeline (DESIGN.md §1): from a shape-checked graph and a strategy to the Rank
-// IR — loss → autodiff → apply-strategy → partition → communicate → schedule → memory — with the
-// same debug controls as the Graph IR passes (print after a pass, stop after one, time them).
+// IR — loss → autodiff → apply-strategy → partition → communicate → schedule → first-write →
+// bucket → memory → overlap — with the same debug controls as the Graph IR passes (print after a
+// pass, stop after one, time them).
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include "ir/rank_ir.h"
 #include "passes/add_loss.h"
 #include "passes/autodiff.h"
+#include "passes/overlap.h"
 #include "passes/partition.h"
 #include "passes/pipeline.h"
 
@@ -21,6 +23,7 @@ struct ParallelOptions {
   int optimizer_states = 2;           ///< see CommunicateOptions
   std::optional<LossKind> loss;       ///< for a model without a loss op
   bool input_grads = false;
+  int64_t bucket_bytes = kDefaultBucketBytes;  ///< gradient all-reduce buckets (passes/overlap.h); 0: none
   PipelineOptions pipeline;           ///< print / stop / time controls (pass names of both pipelines)
 };
 

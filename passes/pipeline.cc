@@ -24,7 +24,7 @@ const std::vector<GraphPass>& graph_passes() {
 
 const std::vector<std::string_view>& middle_end_passes() {
   static const std::vector<std::string_view> names{"loss",      "autodiff",    "apply-strategy", "partition",
-                                                   "communicate", "schedule", "memory"};
+                                                   "communicate", "schedule", "first-write", "bucket", "memory", "overlap"};
   return names;
 }
 

@@ -9,33 +9,6 @@
 
 namespace ffc {
 
-namespace {
-
-/// What an instruction is called in the trace: the op part or the phase, as people read the IR.
-std::string event_name(const Graph& g, const Program& p, const RankProgram& r, const Instr& in) {
-  auto buf = [&](const Operand& o) { return o.present() ? r.buffers[o.buffer].name : std::string("-"); };
-  switch (in.kind) {
-    case InstrKind::forward:
-    case InstrKind::forward_stats:
-    case InstrKind::backward_stats:
-    case InstrKind::backward:
-    case InstrKind::load_input:
-      return fmt::format("{} {} part {}", instr_kind_name(in.kind), g.ops.at(in.op).name, in.part);
-    case InstrKind::copy: return fmt::format("copy {} {}= {}", buf(in.dst), in.accumulate ? "+" : "", buf(in.src));
-    case InstrKind::fill:
-    case InstrKind::init_param: return fmt::format("{} {}", instr_kind_name(in.kind), buf(in.dst));
-    case InstrKind::update:
-      return fmt::format("update {}", in.param >= 0 ? p.params.at(in.param).name : buf(in.w));
-    case InstrKind::comm: {
-      const std::string& note = p.phases.at(in.phase).note;
-      return note.empty() ? fmt::format("phase {}", in.phase) : fmt::format("phase {}: {}", in.phase, note);
-    }
-  }
-  return "?";
-}
-
-}  // namespace
-
 CostedProgram cost_program(const Graph& g, const Program& p, const CostModel& cost) {
   const int n = static_cast<int>(p.ranks.size());
   CostedProgram c;
@@ -50,6 +23,7 @@ CostedProgram cost_program(const Graph& g, const Program& p, const CostModel& co
       const Instr& in = rp.step[i];
       if (in.kind == InstrKind::comm) {
         c.ranks[r][i].phase = in.phase;
+        c.ranks[r][i].finish = in.finish < 0 ? -1 : in.finish;
         c.members.at(in.phase).push_back(r);
         members[in.phase].push_back({&rp, &in});
       } else {
@@ -67,50 +41,74 @@ Simulation simulate(const CostedProgram& c, const SimOptions& opts) {
   Simulation s;
   s.ranks.resize(n);
   std::vector<size_t> pos(n, 0);
-  std::vector<double> clock(n, 0.0);
+  std::vector<double> clock(n, 0.0);     // the compute stream
+  std::vector<double> comm_free(n, 0.0);  // the communication stream
+  // Started phases that have not finished: (the instruction they finish before, their end).
+  std::vector<std::vector<std::pair<size_t, double>>> pending(n);
+  // The compute stream waits for the phases that finish before instruction i.
+  auto finish = [&](int r, size_t i) {
+    std::vector<std::pair<size_t, double>>& p = pending[r];
+    for (size_t k = 0; k < p.size();) {
+      if (p[k].first != i) {
+        ++k;
+        continue;
+      }
+      if (p[k].second > clock[r]) {
+        s.ranks[r].exposed += p[k].second - clock[r];
+        clock[r] = p[k].second;
+      }
+      p.erase(p.begin() + static_cast<std::ptrdiff_t>(k));
+    }
+  };
   // Runs rank r's compute instructions from its position up to the next comm instruction (or the
-  // end); returns that instruction's index.
+  // end, where every phase still running finishes); returns that instruction's index.
   auto advance = [&](int r) {
     const std::vector<CostedProgram::Step>& steps = c.ranks[r];
     size_t& i = pos[r];
-    double t = clock[r], busy = 0;
-    for (; i < steps.size() && steps[i].phase < 0; ++i) {
-      if (opts.trace) s.events.push_back({r, 0, t, steps[i].cost, {}});
-      t += steps[i].cost;
-      busy += steps[i].cost;
+    for (;; ++i) {
+      finish(r, i);
+      if (i == steps.size() || steps[i].phase >= 0) break;
+      if (opts.trace) s.events.push_back({r, 0, clock[r], steps[i].cost, {}});
+      clock[r] += steps[i].cost;
+      s.ranks[r].compute += steps[i].cost;
     }
-    clock[r] = t;
-    s.ranks[r].compute += busy;
     return i;
   };
   for (size_t ph = 0; ph < c.members.size(); ++ph) {
     const std::vector<int>& members = c.members[ph];
     if (members.empty()) continue;
+    // The communication stream takes the phase after the kernels before it and the phases before
+    // it; it starts once every member is there.
     double start = 0;
     for (int r : members) {
       const size_t i = advance(r);
       FFC_CHECK(i < c.ranks[r].size() && c.ranks[r][i].phase == static_cast<int>(ph));
-      start = std::max(start, clock[r]);
+      start = std::max(start, std::max(clock[r], comm_free[r]));
     }
     const double t = c.phase_cost[ph];
     for (int r : members) {
       RankTimes& rt = s.ranks[r];
-      const double wait = start - clock[r];
-      if (opts.trace) s.events.push_back({r, 1, start, t, {}, wait});
-      rt.idle += wait;
+      const CostedProgram::Step& step = c.ranks[r][pos[r]];
+      if (opts.trace) s.events.push_back({r, 1, start, t, {}, start - std::max(clock[r], comm_free[r])});
       rt.comm += t;
-      clock[r] = start + t;
+      comm_free[r] = start + t;
+      if (step.finish < 0) {  // at once: the compute stream waits for it
+        rt.exposed += start + t - clock[r];
+        clock[r] = start + t;
+      } else {
+        pending[r].push_back({static_cast<size_t>(step.finish), start + t});
+      }
       ++pos[r];
     }
   }
   for (int r = 0; r < n; ++r) {
     advance(r);
-    FFC_CHECK(pos[r] == c.ranks[r].size());
+    FFC_CHECK(pos[r] == c.ranks[r].size() && pending[r].empty());
     s.ranks[r].end = clock[r];
     s.iteration = std::max(s.iteration, clock[r]);
     s.instructions += static_cast<int64_t>(c.ranks[r].size());
   }
-  for (RankTimes& rt : s.ranks) rt.idle += s.iteration - rt.end;  // the next iteration's first phase waits
+  for (RankTimes& rt : s.ranks) rt.idle = s.iteration - rt.compute - rt.exposed;  // the next iteration's first phase waits
   return s;
 }
 
@@ -129,7 +127,7 @@ Simulation simulate(const Graph& g, const Program& p, const Machine& m, const Co
     std::vector<size_t> next(p.ranks.size(), 0);
     for (SimEvent& e : s.events) {
       const RankProgram& rp = p.ranks[e.rank];
-      e.name = event_name(g, p, rp, rp.step[next[e.rank]++]);
+      e.name = instr_title(g, p, rp, rp.step[next[e.rank]++]);
     }
   }
   return s;

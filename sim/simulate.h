@@ -1,9 +1,11 @@
 // The execution simulator: one training iteration of a compiled program (compile_parallel's
 // Rank IR), timed by a cost model, as the runtime executes it today.
 //
-// Each rank runs its `step` instructions in order on one stream: compute and communication do not
-// overlap. A communication phase starts when every rank taking part has reached it and ends on all
-// of them together after the phase's cost (the runtime issues a phase as one group). Phases are
+// Each rank runs its `step` instructions in order on two streams: kernels on the compute stream,
+// phases on the communication stream. A phase starts when every rank taking part has issued it and
+// its stream is free (the kernels before it done, the phases before it ended), and ends on all of
+// them together after the phase's cost (the runtime issues a phase as one group); the compute
+// stream waits for it before the instruction its Instr::finish names (at once when -1). Phases are
 // numbered in one global order that every rank follows, so processing them in that order needs no
 // event queue: a rank's instructions before phase p involve only earlier phases. One simulation is
 // linear in the program's instructions. docs/simulator.md describes the model and its limits.
@@ -20,11 +22,13 @@
 
 namespace ffc {
 
-/// Where one rank's iteration went. compute + comm + idle = the iteration time.
+/// Where one rank's iteration went: compute + exposed + idle = the iteration time, on every rank;
+/// `comm` overlaps compute where phases finish later than at once.
 struct RankTimes {
   double compute = 0;  ///< s in kernels, local moves and updates
-  double comm = 0;     ///< s in communication phases, from their start to their end
-  double idle = 0;     ///< s waiting: for the last member of a phase, and after its own end for the slowest rank
+  double comm = 0;     ///< s the communication stream is busy with phases
+  double exposed = 0;  ///< s the compute stream waits for communication (its peers' arrival included)
+  double idle = 0;     ///< s after its own end, waiting for the slowest rank
   double end = 0;      ///< s: when its last instruction ends
   int64_t persistent_bytes = 0;  ///< memory plan: parameters, gradients, optimizer state
   int64_t arena_bytes = 0;       ///< memory plan: transient buffers
@@ -37,7 +41,7 @@ struct SimEvent {
   int stream = 0;  ///< 0 compute, 1 communication
   double start = 0, duration = 0;  ///< s
   std::string name;
-  double wait = 0;  ///< communication: s this rank waited for the phase's last member
+  double wait = 0;  ///< communication: s the phase waited for its last member, after this rank was ready
 };
 
 struct SimOptions {
@@ -62,6 +66,7 @@ struct CostedProgram {
   struct Step {
     double cost = 0;  ///< s: a compute instruction's time (0 for comm)
     int phase = -1;   ///< comm: the phase; -1 for compute
+    int finish = -1;  ///< comm: Instr::finish (the instruction before which the phase has ended)
   };
   std::vector<std::vector<Step>> ranks;  ///< per rank, its step instructions in order
   std::vector<double> phase_cost;        ///< s, per phase

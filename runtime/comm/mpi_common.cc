@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "ffrt/comm.h"
 #include "ffrt/kernels.h"
 
 namespace ffrt::mpi {
@@ -61,3 +62,22 @@ void abort_job(int rank, const std::string& message) {
 }
 
 }  // namespace ffrt::mpi
+
+namespace ffrt {
+
+// Both backends join the job with MPI: gathering text needs nothing of theirs.
+std::vector<std::string> Comm::gather(const std::string& text) {
+  int len = static_cast<int>(text.size());
+  std::vector<int> lens(rank_ == 0 ? size_ : 0);
+  mpi::check(MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Gather");
+  std::vector<int> at(lens.size() + 1, 0);
+  for (size_t r = 0; r < lens.size(); ++r) at[r + 1] = at[r] + lens[r];
+  std::string all(static_cast<size_t>(at.back()), '\0');
+  mpi::check(MPI_Gatherv(text.data(), len, MPI_CHAR, all.data(), lens.data(), at.data(), MPI_CHAR, 0, MPI_COMM_WORLD),
+             "MPI_Gatherv");
+  std::vector<std::string> out;
+  for (size_t r = 0; r < lens.size(); ++r) out.push_back(all.substr(static_cast<size_t>(at[r]), static_cast<size_t>(lens[r])));
+  return out;
+}
+
+}  // namespace ffrt

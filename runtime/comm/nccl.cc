@@ -13,13 +13,15 @@
 // after it. A reduce-scatter is ncclReduceScatter where its pieces allow, which its members, each
 // seeing only its own piece, settle with one small MPI all-reduce on the host.
 //
-// A dead or hung peer must never hang the job silently. The communicators are non-blocking, so
-// run() polls them until its operations are enqueued, with a timeout (FFRT_NCCL_TIMEOUT seconds,
-// default 300); on an error or the timeout it aborts them and throws ffrt::Error naming the call,
-// the phase's operations and the rank. An enqueued operation may still wait forever on the GPU,
-// where the host would only block in a later synchronization: a watchdog thread follows each
-// phase's completion (a CUDA event) and NCCL's asynchronous errors, and ends the job with the same
-// kind of message when a phase has not completed within the timeout.
+// A dead or hung peer must never hang the job silently. The communicators are blocking (a phase's
+// launch costs a few microseconds of host time; non-blocking ones hand it to a thread of NCCL's and
+// cost a hundred), so NCCL calls that wait for peers on the host (creating a communicator, the
+// first transfers' connections, finalizing) run under a watchdog thread's eye, and an enqueued
+// operation may wait forever on the GPU, where the host would only block in a later
+// synchronization: the watchdog also follows each phase's completion (a CUDA event) and NCCL's
+// asynchronous errors, and ends the job with a message naming the call or the phase's operations
+// and the rank when one has not completed within FFRT_NCCL_TIMEOUT seconds (default 300). A call
+// that fails throws ffrt::Error with the same names.
 #include <cuda_runtime.h>
 #include <mpi.h>
 #include <nccl.h>
@@ -72,23 +74,6 @@ double timeout_seconds() {
   if (*end != '\0' || !(t > 0))
     throw Error(std::string("FFRT_NCCL_TIMEOUT must be a positive number of seconds, not '") + text + "'");
   return std::min(t, 1e9);
-}
-
-/// Polls until NCCL has finished what it started on `c` (the communicator's creation, a group's
-/// launch, its finalization) and returns the outcome: ncclInProgress when `deadline` came first.
-ncclResult_t settle(ncclComm_t c, Clock::time_point deadline) {
-  const Clock::time_point start = Clock::now();
-  for (;;) {
-    ncclResult_t state = ncclSuccess;
-    const ncclResult_t r = ncclCommGetAsyncError(c, &state);
-    if (r != ncclSuccess) return r;
-    if (state != ncclInProgress) return state;
-    const Clock::time_point now = Clock::now();
-    if (now > deadline) return ncclInProgress;
-    // A launch settles within microseconds; creation and first connections take longer.
-    if (now - start < std::chrono::milliseconds(10)) std::this_thread::yield();
-    else std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
 }
 
 std::string ranks_str(const std::vector<int>& ranks) {
@@ -190,6 +175,33 @@ struct Comm::Groups {
   std::deque<InFlight> in_flight;
   std::vector<cudaEvent_t> spare_events;
   std::thread watchdog;
+  /// A blocking NCCL call in progress on the main thread (mu): the watchdog ends the job when it
+  /// has not returned within the timeout.
+  struct HostCall {
+    bool busy = false;
+    Clock::time_point since;
+    std::function<std::string()> what;  ///< evaluated only for the message
+  } host;
+  /// Marks a blocking call for the watchdog while it lives.
+  class Blocking {
+   public:
+    Blocking(Groups& g, std::function<std::string()> what) : g_(g) {
+      std::lock_guard<std::mutex> lock(g_.mu);
+      g_.host = {true, Clock::now(), std::move(what)};
+    }
+    ~Blocking() {
+      std::lock_guard<std::mutex> lock(g_.mu);
+      g_.host.busy = false;
+    }
+    Blocking(const Blocking&) = delete;
+    Blocking& operator=(const Blocking&) = delete;
+
+   private:
+    Groups& g_;
+  };
+  /// Events that order the two streams (main thread only), reused.
+  std::vector<cudaEvent_t> order_events;
+  cudaEvent_t order_event(Context& ctx);
 
   ~Groups();
   /// The communicator of the ranks listed (this one at `pos`; `m` is their MPI communicator).
@@ -232,15 +244,20 @@ ncclComm_t Comm::Groups::create(MPI_Comm m, int pos, const std::vector<int>& ran
   }
   mpi::check(MPI_Bcast(&id, static_cast<int>(sizeof id), MPI_BYTE, 0, m), "MPI_Bcast (the NCCL id)");
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
-  config.blocking = 0;  // returns at once; settle() waits with a timeout
+  config.blocking = 1;
+  const std::string call = "ncclCommInitRankConfig for the communicator of ranks " + ranks_str(ranks);
   ncclComm_t c = nullptr;
-  ncclResult_t r = ncclCommInitRankConfig(&c, static_cast<int>(ranks.size()), id, pos, &config);
-  if (r == ncclSuccess || r == ncclInProgress) r = settle(c, Clock::now() + timeout);
-  if (r != ncclSuccess) {
-    const std::string status = r == ncclInProgress ? "no answer " + within : nccl_status(r, c);
-    if (c) (void)ncclCommAbort(c);
-    fail("ncclCommInitRankConfig for the communicator of ranks " + ranks_str(ranks) + " failed: " + status, nullptr);
+  ncclResult_t r = ncclSuccess;
+  {
+    Blocking watched(*this, [&call] { return call; });
+    r = ncclCommInitRankConfig(&c, static_cast<int>(ranks.size()), id, pos, &config);
   }
+  if (r != ncclSuccess) {
+    const std::string status = nccl_status(r, c);
+    if (c) (void)ncclCommAbort(c);
+    fail(call + " failed: " + status, nullptr);
+  }
+  std::lock_guard<std::mutex> lock(mu);
   owned.emplace_back(c, ranks);
   return c;
 }
@@ -258,6 +275,7 @@ void Comm::Groups::watch() {
     wake.wait_for(lock, std::chrono::milliseconds(200));
     if (stopping) break;
     const Clock::time_point now = Clock::now();
+    if (host.busy && now - host.since > timeout) die(host.what() + " did not return " + within, std::string());
     while (!in_flight.empty()) {
       InFlight& f = in_flight.front();
       const cudaError_t q = cudaEventQuery(f.done);
@@ -282,29 +300,36 @@ void Comm::Groups::watch() {
 }
 
 Comm::Groups::~Groups() {
+  // Finalizing waits for the communicator's operations (the watchdog still watching); a
+  // communicator that fails to finalize is aborted.
+  while (!owned.empty()) {
+    const auto [comm, ranks] = owned.back();
+    ncclResult_t r = ncclSuccess;
+    {
+      Blocking watched(*this, [&] { return "ncclCommFinalize for the communicator of ranks " + ranks_str(ranks); });
+      r = ncclCommFinalize(comm);
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    if (r == ncclSuccess) {
+      (void)ncclCommDestroy(comm);
+    } else {
+      std::fprintf(stderr, "rank %d: finalizing the communicator of ranks %s: %s; aborting it\n", rank,
+                   ranks_str(ranks).c_str(), nccl_status(r, comm).c_str());
+      (void)ncclCommAbort(comm);
+    }
+    owned.pop_back();
+  }
   {
     std::lock_guard<std::mutex> lock(mu);
     stopping = true;
   }
   wake.notify_all();
   if (watchdog.joinable()) watchdog.join();
-  // Finalize waits for the communicator's operations; one that does not settle is aborted.
-  const Clock::time_point deadline = Clock::now() + timeout;
-  for (const auto& [comm, ranks] : owned) {
-    ncclResult_t r = ncclCommFinalize(comm);
-    if (r == ncclSuccess || r == ncclInProgress) r = settle(comm, deadline);
-    if (r == ncclSuccess) {
-      (void)ncclCommDestroy(comm);
-    } else {
-      std::fprintf(stderr, "rank %d: finalizing the communicator of ranks %s: %s; aborting it\n", rank,
-                   ranks_str(ranks).c_str(), r == ncclInProgress ? "timed out" : nccl_status(r, comm).c_str());
-      (void)ncclCommAbort(comm);
-    }
-  }
   for (MPI_Comm& m : mpi)
     if (m != MPI_COMM_NULL) (void)MPI_Comm_free(&m);
   for (const InFlight& f : in_flight) (void)cudaEventDestroy(f.done);
   for (cudaEvent_t e : spare_events) (void)cudaEventDestroy(e);
+  for (cudaEvent_t e : order_events) (void)cudaEventDestroy(e);
 }
 
 std::unique_ptr<Comm> Comm::init(int* argc, char*** argv) {
@@ -344,6 +369,7 @@ void Comm::create_groups(const std::vector<std::vector<int>>& groups) {
   std::vector<int> all(size_);
   std::iota(all.begin(), all.end(), 0);
   std::map<std::vector<int>, ncclComm_t> made;
+  g.watchdog = std::thread([&g] { g.watch(); });
   g.world = made[all] = g.create(MPI_COMM_WORLD, rank_, all);
   // Creating in the program's order, which every rank shares, cannot deadlock.
   for (const std::vector<int>& members : groups) {
@@ -360,7 +386,6 @@ void Comm::create_groups(const std::vector<std::vector<int>>& groups) {
     g.position.push_back(pos);
     g.nccl.push_back(c);
   }
-  g.watchdog = std::thread([&g] { g.watch(); });
 }
 
 void Comm::abort(const std::string& message) {
@@ -414,7 +439,54 @@ void Comm::Phase::reduce_scatter(const View& src, const View& dst, int group) {
   ops_.push_back(std::move(op));
 }
 
-void Comm::Phase::run() {
+namespace {
+
+/// While it lives, the context's kernels (copies, memsets, allocations' zero-fill) go to its
+/// communication stream: a phase packs and unpacks its operands there.
+class OnCommStream {
+ public:
+  explicit OnCommStream(Context& ctx) : ctx_(ctx), compute_(ctx.stream) { ctx.stream = ctx.comm_stream; }
+  ~OnCommStream() { ctx_.stream = compute_; }
+  OnCommStream(const OnCommStream&) = delete;
+  OnCommStream& operator=(const OnCommStream&) = delete;
+
+ private:
+  Context& ctx_;
+  cudaStream_t compute_;
+};
+
+}  // namespace
+
+/// What a started phase holds until finish(): the event its operations end with on the
+/// communication stream, and its temporaries (handed back to the cache only once the compute
+/// stream is ordered after them).
+struct Started {
+  std::vector<cudaEvent_t>* pool = nullptr;  ///< where `done` goes back
+  cudaEvent_t done = nullptr;
+  std::vector<std::shared_ptr<std::byte>> temps;
+};
+
+cudaEvent_t Comm::Groups::order_event(Context& ctx) {
+  if (!order_events.empty()) {
+    cudaEvent_t e = order_events.back();
+    order_events.pop_back();
+    return e;
+  }
+  cudaEvent_t e = nullptr;
+  FFRT_CUDA(&ctx, cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  return e;
+}
+
+void Comm::Phase::finish() {
+  if (!started_) return;
+  auto* s = static_cast<Started*>(started_.get());
+  FFRT_CUDA(&ctx_, cudaStreamWaitEvent(ctx_.stream, s->done, 0));
+  s->pool->push_back(s->done);
+  started_.reset();
+}
+
+void Comm::Phase::start() {
+  if (started_) throw Error("comm: a phase started twice");
   if (ops_.empty()) return;
   Groups& g = *comm_.groups_;
   const std::vector<std::shared_ptr<Op>> ops = std::move(ops_);
@@ -519,7 +591,17 @@ void Comm::Phase::run() {
     int peer;
   };
   std::vector<Call> calls;
-  std::vector<std::shared_ptr<std::byte>> temps;
+  auto started = std::make_shared<Started>();
+  started->pool = &g.order_events;
+  std::vector<std::shared_ptr<std::byte>>& temps = started->temps;
+  // The communication stream starts after every kernel issued so far; the phase's own kernels
+  // (packing, unpacking) and its NCCL operations run there.
+  const cudaEvent_t ready = g.order_event(ctx_);
+  FFRT_CUDA(&ctx_, cudaEventRecord(ready, ctx_.stream));
+  FFRT_CUDA(&ctx_, cudaStreamWaitEvent(ctx_.comm_stream, ready, 0));
+  g.order_events.push_back(ready);
+  OnCommStream on_comm(ctx_);
+  if (timed) marks[0] = mark(ctx_, Lane::comm);
   std::vector<std::pair<View, View>> unpack;  // after the group: copy_box(first, second)
   auto dense = [&](const View& like) {
     temps.push_back(allocate(ctx_, static_cast<size_t>(like.volume() * dtype_size(like.dtype))));
@@ -629,7 +711,7 @@ void Comm::Phase::run() {
   // sequence: transfers first (each pair of ranks posts them in the same order), then the
   // collectives group by group (each group's in the same order on all its members).
   std::stable_sort(calls.begin(), calls.end(), [](const Call& x, const Call& y) { return x.order < y.order; });
-  const cudaStream_t stream = ctx_.stream;
+  const cudaStream_t stream = ctx_.comm_stream;
   ncclResult_t r = ncclGroupStart();
   if (r != ncclSuccess) g.fail("ncclGroupStart failed: " + nccl_status(r, nullptr), what);
   for (const Call& c : calls) {
@@ -647,28 +729,24 @@ void Comm::Phase::run() {
         call = "ncclReduceScatter", r = ncclReduceScatter(c.src, c.dst, c.count, c.type, ncclSum, c.comm, stream);
         break;
     }
-    if (r != ncclSuccess && r != ncclInProgress) {
+    if (r != ncclSuccess) {
       (void)ncclGroupEnd();
       g.fail(std::string(call) + " on " + g.name_of(c.comm) + " failed: " + nccl_status(r, c.comm), what);
     }
   }
-  r = ncclGroupEnd();
-  if (r != ncclSuccess && r != ncclInProgress) g.fail("ncclGroupEnd failed: " + nccl_status(r, nullptr), what);
-  // Non-blocking communicators launch in the background: the operations are on the stream once
-  // every communicator involved has settled.
-  const Clock::time_point deadline = Clock::now() + g.timeout;
-  std::vector<ncclComm_t> involved;
-  for (const Call& c : calls)
-    if (std::find(involved.begin(), involved.end(), c.comm) == involved.end()) involved.push_back(c.comm);
-  for (ncclComm_t c : involved) {
-    r = settle(c, deadline);
-    if (r == ncclInProgress)
-      g.fail("ncclGroupEnd on " + g.name_of(c) + " did not complete " + g.within, what);
-    if (r != ncclSuccess) g.fail("ncclGroupEnd on " + g.name_of(c) + " failed: " + nccl_status(r, c), what);
+  {
+    // The first transfers between two ranks connect them, waiting for the peer.
+    Groups::Blocking watched(g, [&what] { return "ncclGroupEnd of a phase: " + what(); });
+    r = ncclGroupEnd();
   }
+  if (r != ncclSuccess) g.fail("ncclGroupEnd failed: " + nccl_status(r, nullptr), what);
   for (const auto& [from, to] : unpack) copy_box(ctx_, from, to, false);
+  if (timed) marks[1] = mark(ctx_, Lane::comm);
+  started->done = g.order_event(ctx_);
+  FFRT_CUDA(&ctx_, cudaEventRecord(started->done, stream));
+  started_ = std::move(started);
 
-  // Hand the phase to the watchdog. The temporaries go back to the stream-ordered cache now.
+  // Hand the phase to the watchdog.
   if (calls.empty()) return;
   std::lock_guard<std::mutex> lock(g.mu);
   cudaEvent_t done = nullptr;

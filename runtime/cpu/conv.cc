@@ -143,7 +143,8 @@ void for_groups(Context& ctx, int64_t g_lo, int64_t g_hi, int64_t work, F&& body
   if (ctx.threads > 1 && n > 1 && 2 * n >= ctx.threads && work >= cpu::kMinParallelWork) {
 #pragma omp parallel num_threads(ctx.threads)
     {
-      Context one{1};
+      Context one;
+      one.threads = 1;
 #pragma omp for schedule(dynamic)
       for (int64_t gr = g_lo; gr < g_hi; ++gr) body(one, gr);
     }
@@ -173,7 +174,8 @@ struct Chunks {
 #pragma omp parallel num_threads(threads)
     {
       const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-      Context one{1};
+      Context one;
+      one.threads = 1;
       for (int64_t c = count * t / nt; c < count * (t + 1) / nt; ++c)
         body(one, t, c * step, std::min(step, total - c * step));
     }

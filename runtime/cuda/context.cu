@@ -80,6 +80,7 @@ std::unique_ptr<Context, void (*)(Context*)> make_context(const ContextOptions& 
   c->self = std::make_shared<Context*>(c);
   FFRT_CUDA(c, cudaSetDevice(opts.device));
   FFRT_CUDA(c, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+  FFRT_CUDA(c, cudaStreamCreateWithFlags(&c->comm_stream, cudaStreamNonBlocking));
   FFRT_CUDNN(c, cudnnCreate(&c->cudnn));
   FFRT_CUDNN(c, cudnnSetStream(c->cudnn, c->stream));
   FFRT_CUBLAS(c, cublasCreate(&c->cublas));
@@ -93,12 +94,15 @@ std::unique_ptr<Context, void (*)(Context*)> make_context(const ContextOptions& 
 Context::~Context() {
   if (self) *self = nullptr;
   if (stream) (void)cudaStreamSynchronize(stream);
+  if (comm_stream) (void)cudaStreamSynchronize(comm_stream);
+  for (cudaEvent_t e : mark_events) (void)cudaEventDestroy(e);
   for (auto& [bytes, p] : free_blocks) (void)cudaFree(p);
   if (workspace_ptr) (void)cudaFree(workspace_ptr);
   if (lt) (void)cublasLtDestroy(lt);
   if (cublas) (void)cublasDestroy(cublas);
   if (cudnn) (void)cudnnDestroy(cudnn);
   if (stream) (void)cudaStreamDestroy(stream);
+  if (comm_stream) (void)cudaStreamDestroy(comm_stream);
   (void)cudaGetLastError();
 }
 
@@ -191,6 +195,31 @@ void download(Context& ctx, const View& src, const View& host_dst) {
   FFRT_CUDA(&ctx, cudaStreamSynchronize(ctx.stream));
 }
 
-void synchronize(Context& ctx) { FFRT_CUDA(&ctx, cudaStreamSynchronize(ctx.stream)); }
+void synchronize(Context& ctx) {
+  FFRT_CUDA(&ctx, cudaStreamSynchronize(ctx.comm_stream));
+  FFRT_CUDA(&ctx, cudaStreamSynchronize(ctx.stream));
+}
+
+int mark(Context& ctx, Lane lane) {
+  if (ctx.marks_used == ctx.mark_events.size()) {
+    cudaEvent_t e = nullptr;
+    FFRT_CUDA(&ctx, cudaEventCreate(&e));
+    ctx.mark_events.push_back(e);
+  }
+  FFRT_CUDA(&ctx, cudaEventRecord(ctx.mark_events[ctx.marks_used], lane == Lane::comm ? ctx.comm_stream : ctx.stream));
+  return static_cast<int>(ctx.marks_used++);
+}
+
+std::vector<double> mark_times(Context& ctx) {
+  std::vector<double> t;
+  for (size_t i = 0; i < ctx.marks_used; ++i) {
+    FFRT_CUDA(&ctx, cudaEventSynchronize(ctx.mark_events[i]));
+    float ms = 0;
+    FFRT_CUDA(&ctx, cudaEventElapsedTime(&ms, ctx.mark_events[0], ctx.mark_events[i]));
+    t.push_back(static_cast<double>(ms) * 1e3);
+  }
+  ctx.marks_used = 0;
+  return t;
+}
 
 }  // namespace ffrt

@@ -56,7 +56,8 @@ struct Context {
   int rank = 0;
   bool tf32 = false;
   const char* op = "";  ///< set_op: the op whose kernels run now
-  cudaStream_t stream = nullptr;
+  cudaStream_t stream = nullptr;       ///< the kernels (Lane::compute)
+  cudaStream_t comm_stream = nullptr;  ///< communication that overlaps the kernels (Lane::comm, comm/nccl.cc)
   cudnnHandle_t cudnn = nullptr;
   cublasHandle_t cublas = nullptr;
   cublasLtHandle_t lt = nullptr;
@@ -80,6 +81,10 @@ struct Context {
   /// cuBLASLt plans), keyed by the kernel files; each owns what it holds (host-side descriptors
   /// only, released without the library handles).
   std::map<std::string, std::shared_ptr<void>> plans;
+
+  /// mark(): timing events, created once and reused; the first `marks_used` are recorded.
+  std::vector<cudaEvent_t> mark_events;
+  size_t marks_used = 0;
 
   ~Context();
 };

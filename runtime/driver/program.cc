@@ -218,7 +218,24 @@ float Runner::run() {
     info_.step = opts_.start_iteration + k;  // the data stream continues where a checkpointed run stopped
     ++updates_;
     next_load_ = 0;
+    // --trace times the last iteration: the earlier ones choose algorithms and fill caches.
+    const bool traced = !opts_.trace.empty() && k + 1 == opts_.iterations;
+    std::chrono::steady_clock::time_point traced_start;
+    if (traced) {
+      synchronize(*ctx_);
+      comm_.gather("");  // every rank begins together
+      traced_start = std::chrono::steady_clock::now();
+      tracing_ = true;
+      trace_.clear();
+      trace_start_ = traced_start;
+    }
     r.step(*this);
+    if (traced) {
+      mark_traced("end of step");
+      tracing_ = false;
+      synchronize(*ctx_);
+      write_trace(std::chrono::duration<double>(std::chrono::steady_clock::now() - traced_start).count());
+    }
     // The loaders read the next iteration's samples while the device finishes this one.
     if (k + 1 < opts_.iterations) read_ahead(info_.step + 1);
     download(*ctx_, whole(*r.loss), make_view(&loss, DType::f32, 0, nullptr, nullptr, nullptr));
@@ -242,6 +259,91 @@ float Runner::run() {
   if (!opts_.save.empty()) save_checkpoint();
   if (opts_.eval) evaluate();
   return loss;
+}
+
+void Runner::mark_traced(const char* name) {
+  const double host = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - trace_start_).count();
+  trace_.push_back({name, false, ffrt::mark(*ctx_, Lane::compute), -1, host});
+}
+
+void Runner::start(Comm::Phase& ph) {
+  ph.timed = tracing_;
+  ph.start();
+  if (!tracing_ || ph.marks[0] < 0) return;
+  const char* name = "phase";
+  for (auto e = trace_.rbegin(); e != trace_.rend(); ++e)
+    if (!e->comm) {
+      name = e->name;
+      break;
+    }
+  trace_.push_back({name, true, ph.marks[0], ph.marks[1], trace_.empty() ? 0.0 : trace_.back().host_us});
+}
+
+namespace {
+
+std::string json_string(const char* v) {
+  std::string s = "\"";
+  for (; *v; ++v) {
+    if (*v == '"' || *v == '\\') s += '\\';
+    if (static_cast<unsigned char>(*v) >= 0x20) s += *v;
+  }
+  return s + "\"";
+}
+
+}  // namespace
+
+// Chrome trace-event JSON in the simulator's layout (ffc simulate --trace): a process per rank,
+// thread 0 its compute stream, thread 1 its communication, thread 2 the host issuing the step.
+// Times are microseconds from the rank's first mark; the ranks began the iteration together.
+void Runner::write_trace(double iteration_s) {
+  const std::vector<double> t = mark_times(*ctx_);
+  const int rank = comm_.rank();
+  std::string out;
+  auto event = [&](const char* name, int tid, double ts, double dur) {
+    char num[96];
+    std::snprintf(num, sizeof num, ", \"ph\": \"X\", \"pid\": %d, \"tid\": %d, \"ts\": %.3f, \"dur\": %.3f}", rank, tid, ts,
+                  dur < 0 ? 0.0 : dur);
+    out += ",\n  {\"name\": " + json_string(name) + ", \"cat\": \"" + (tid == 1 ? "comm" : tid == 2 ? "host" : "compute") +
+           "\"" + num;
+  };
+  char meta[512];
+  std::snprintf(meta, sizeof meta,
+                ",\n  {\"name\": \"process_name\", \"ph\": \"M\", \"pid\": %d, \"args\": {\"name\": \"rank %d\"}}"
+                ",\n  {\"name\": \"process_sort_index\", \"ph\": \"M\", \"pid\": %d, \"args\": {\"sort_index\": %d}}"
+                ",\n  {\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": %d, \"tid\": 0, \"args\": {\"name\": \"compute\"}}"
+                ",\n  {\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": %d, \"tid\": 1, \"args\": {\"name\": \"communication\"}}"
+                ",\n  {\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": %d, \"tid\": 2, \"args\": {\"name\": \"host\"}}",
+                rank, rank, rank, rank, rank, rank, rank);
+  out += meta;
+  const TraceEntry* prev = nullptr;  // the last compute entry
+  for (const TraceEntry& e : trace_) {
+    if (e.comm) {
+      event(e.name, 1, t.at(e.begin), t.at(e.end) - t.at(e.begin));
+      continue;
+    }
+    if (prev) {
+      event(prev->name, 0, t.at(prev->begin), t.at(e.begin) - t.at(prev->begin));
+      event(prev->name, 2, prev->host_us, e.host_us - prev->host_us);
+    }
+    prev = &e;
+  }
+  const std::vector<std::string> all = comm_.gather(out);
+  if (rank != 0) return;
+  std::FILE* f = std::fopen(opts_.trace.c_str(), "w");
+  if (!f) throw Error("cannot write " + opts_.trace);
+  std::string head = "{\"displayTimeUnit\": \"ms\",\n \"otherData\": {\"title\": " + json_string(m_.name.c_str()) +
+                     ", \"backend\": " + json_string(backend_name());
+  char it[64];
+  std::snprintf(it, sizeof it, ", \"measured_iteration_us\": %.3f}", iteration_s * 1e6);
+  head += it;
+  head += ",\n \"traceEvents\": [\n  {\"name\": \"trace\", \"ph\": \"M\", \"pid\": 0, \"args\": {}}";
+  std::fputs(head.c_str(), f);
+  for (const std::string& r : all) std::fputs(r.c_str(), f);
+  std::fputs("\n]}\n", f);
+  if (std::fclose(f) != 0) throw Error("cannot write " + opts_.trace);
+  std::printf("trace of iteration %lld (%.3f ms) written to %s\n", static_cast<long long>(opts_.iterations),
+              iteration_s * 1e3, opts_.trace.c_str());
+  std::fflush(stdout);
 }
 
 // Every rank adds the blocks it owns (the first replica of each) into whole tensors, the sum over
@@ -368,6 +470,7 @@ int run_main(int argc, char** argv, const ModelInfo& m) {
       else if (a == "--threads") o.threads = std::stoi(value());
       else if (a == "--save") o.save = value();
       else if (a == "--log-json") o.log_json = value();
+      else if (a == "--trace") o.trace = value();
       else usage_error(*comm, "unknown flag " + a);
     } catch (const std::logic_error&) {
       usage_error(*comm, "a bad number after " + a);

@@ -35,6 +35,37 @@ const View* opt(const std::vector<std::optional<View>>& v, size_t i) {
   return i < v.size() && v[i] ? &*v[i] : nullptr;
 }
 
+/// The gradient views of `bits` (positions in OpViews::overwrite) that one kernel call writes with a
+/// single accumulate flag: whether it must add (some hold a sum already); those that hold nothing
+/// yet are zeroed first when others must be added to.
+bool adds(Context& ctx, const OpViews& v, std::initializer_list<int> bits) {
+  auto view_of = [&](int bit) -> const View* {
+    return bit < kOverwriteParams ? opt(v.din, static_cast<size_t>(bit)) : opt(v.dparams, static_cast<size_t>(bit - kOverwriteParams));
+  };
+  bool all = true, any = false;
+  for (int b : bits)
+    if (view_of(b)) {
+      const bool fresh = (v.overwrite >> b) & 1u;
+      all = all && fresh;
+      any = any || fresh;
+    }
+  if (all && any) return false;
+  for (int b : bits)
+    if (view_of(b) && ((v.overwrite >> b) & 1u)) fill(ctx, *view_of(b), 0.f);
+  return true;
+}
+
+/// Zeroes every gradient view that holds nothing yet: for kernels that only add.
+void zero_fresh(Context& ctx, OpViews& v) {
+  for (size_t i = 0; i < v.din.size(); ++i)
+    if (v.din[i] && ((v.overwrite >> i) & 1u)) fill(ctx, *v.din[i], 0.f);
+  for (size_t j = 0; j < v.dparams.size(); ++j)
+    if (v.dparams[j] && ((v.overwrite >> (kOverwriteParams + j)) & 1u)) fill(ctx, *v.dparams[j], 0.f);
+  v.overwrite = 0;
+}
+
+constexpr int kDin0 = 0, kDin1 = 1, kDw = kOverwriteParams, kDb = kOverwriteParams + 1;
+
 /// A view's dim `d` shifted by `by` inside a tensor whose extent along d is `full`.
 View shifted(const View& v, int d, int64_t by, int64_t full) {
   View s = v;
@@ -99,8 +130,9 @@ void conv_forward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) {
 
 void conv_backward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) {
   PreActGrad dz = grad_before_activation(ctx, op, v, saved_pre_activation(op, v));
-  if (v.din[0]) conv2d_backward_data(ctx, conv_attrs(op), dz.view, v.params[0], *v.din[0], true);
-  if (v.dparams[0]) conv2d_backward_weight(ctx, conv_attrs(op), v.in[0], dz.view, *v.dparams[0], opt(v.dparams, 1), true);
+  if (v.din[0]) conv2d_backward_data(ctx, conv_attrs(op), dz.view, v.params[0], *v.din[0], adds(ctx, v, {kDin0}));
+  if (v.dparams[0]) conv2d_backward_weight(ctx, conv_attrs(op), v.in[0], dz.view, *v.dparams[0], opt(v.dparams, 1),
+                                             adds(ctx, v, {kDw, kDb}));
 }
 
 const Pool2dAttrs& pool_attrs(const OpDesc& op) { return op.pool; }
@@ -114,7 +146,7 @@ void pool_backward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) 
   if (!v.din[0]) return;
   // Max pooling finds the maximum in x; y (the output, act(max) when fused) is not read.
   PreActGrad dz = grad_before_activation(ctx, op, v, saved_pre_activation(op, v));
-  pool2d_backward(ctx, pool_attrs(op), v.in[0], v.out[0], dz.view, *v.din[0], true);
+  pool2d_backward(ctx, pool_attrs(op), v.in[0], v.out[0], dz.view, *v.din[0], adds(ctx, v, {kDin0}));
 }
 
 void linear_forward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) {
@@ -125,8 +157,8 @@ void linear_forward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v)
 
 void linear_backward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) {
   PreActGrad dz = grad_before_activation(ctx, op, v, saved_pre_activation(op, v));
-  if (v.din[0]) linear_backward_data(ctx, dz.view, v.params[0], *v.din[0], true);
-  if (v.dparams[0]) linear_backward_weight(ctx, v.in[0], dz.view, *v.dparams[0], opt(v.dparams, 1), true);
+  if (v.din[0]) linear_backward_data(ctx, dz.view, v.params[0], *v.din[0], adds(ctx, v, {kDin0}));
+  if (v.dparams[0]) linear_backward_weight(ctx, v.in[0], dz.view, *v.dparams[0], opt(v.dparams, 1), adds(ctx, v, {kDw, kDb}));
 }
 
 const MatmulAttrs& matmul_attrs(const OpDesc& op) { return op.matmul; }
@@ -137,7 +169,8 @@ void matmul_forward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v)
 
 void matmul_backward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) {
   if (!v.din[0] && !v.din[1]) return;
-  matmul_backward(ctx, matmul_attrs(op), v.in[0], v.in[1], v.dout[0], opt(v.din, 0), opt(v.din, 1), true);
+  matmul_backward(ctx, matmul_attrs(op), v.in[0], v.in[1], v.dout[0], opt(v.din, 0), opt(v.din, 1),
+                  adds(ctx, v, {kDin0, kDin1}));
 }
 
 void embedding_forward(Context& ctx, const OpDesc&, const StepInfo&, OpViews& v) {
@@ -157,7 +190,7 @@ void unary_forward(Context& ctx, const OpDesc&, const StepInfo&, OpViews& v) {
 
 template <Act A>
 void unary_backward(Context& ctx, const OpDesc&, const StepInfo&, OpViews& v) {
-  if (v.din[0]) activation_backward(ctx, A, v.in[0], v.out[0], v.dout[0], *v.din[0], true);
+  if (v.din[0]) activation_backward(ctx, A, v.in[0], v.out[0], v.dout[0], *v.din[0], adds(ctx, v, {kDin0}));
 }
 
 template <Binary B>
@@ -168,7 +201,7 @@ void binary_forward(Context& ctx, const OpDesc&, const StepInfo&, OpViews& v) {
 template <Binary B>
 void binary_backward(Context& ctx, const OpDesc&, const StepInfo&, OpViews& v) {
   if (!v.din[0] && !v.din[1]) return;
-  binary_backward(ctx, B, v.in[0], v.in[1], v.dout[0], opt(v.din, 0), opt(v.din, 1), true);
+  binary_backward(ctx, B, v.in[0], v.in[1], v.dout[0], opt(v.din, 0), opt(v.din, 1), adds(ctx, v, {kDin0, kDin1}));
 }
 
 void clip_forward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) {
@@ -179,7 +212,7 @@ void clip_forward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) {
 void clip_backward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) {
   if (v.din[0])
     clip_backward(ctx, op.lo, op.hi,
-                        v.in[0], v.dout[0], *v.din[0], true);
+                        v.in[0], v.dout[0], *v.din[0], adds(ctx, v, {kDin0}));
 }
 
 void scale_forward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) {
@@ -204,8 +237,9 @@ void dropout_forward(Context& ctx, const OpDesc& op, const StepInfo& info, OpVie
 void dropout_backward(Context& ctx, const OpDesc& op, const StepInfo& info, OpViews& v) {
   if (!v.din[0]) return;
   const float rate = op.rate;
-  if (!info.training || rate == 0.f) copy_box(ctx, v.dout[0], *v.din[0], true);
-  else dropout_backward(ctx, rate, dropout_key(op, info), v.dout[0], *v.din[0], true);
+  const bool add = adds(ctx, v, {kDin0});
+  if (!info.training || rate == 0.f) copy_box(ctx, v.dout[0], *v.din[0], add);
+  else dropout_backward(ctx, rate, dropout_key(op, info), v.dout[0], *v.din[0], add);
 }
 
 // ---- normalization ---------------------------------------------------------------------------------
@@ -271,7 +305,7 @@ void batch_norm_backward(Context& ctx, const OpDesc& op, const StepInfo&, OpView
   PreActGrad dz = grad_before_activation(ctx, op, v, saves_pre_activation(op) ? v.saved[2] : View{});
   const View& x = v.in[0];
   batch_norm_backward_data(ctx, channel_count(x), x, dz.view, v.saved[0], v.saved[1], bn_views(op, v).weight,
-                                 v.stats, *v.din[0], true);
+                                 v.stats, *v.din[0], adds(ctx, v, {kDin0}));
 }
 
 void layer_norm_forward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) {
@@ -299,7 +333,7 @@ void softmax_forward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v
 }
 
 void softmax_backward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) {
-  if (v.din[0]) softmax_backward(ctx, softmax_axis(op, v.in[0]), v.out[0], v.dout[0], *v.din[0], true);
+  if (v.din[0]) softmax_backward(ctx, softmax_axis(op, v.in[0]), v.out[0], v.dout[0], *v.din[0], adds(ctx, v, {kDin0}));
 }
 
 void log_softmax_forward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) {
@@ -307,7 +341,8 @@ void log_softmax_forward(Context& ctx, const OpDesc& op, const StepInfo&, OpView
 }
 
 void log_softmax_backward(Context& ctx, const OpDesc& op, const StepInfo&, OpViews& v) {
-  if (v.din[0]) log_softmax_backward(ctx, softmax_axis(op, v.in[0]), v.out[0], v.dout[0], *v.din[0], true);
+  if (v.din[0])
+    log_softmax_backward(ctx, softmax_axis(op, v.in[0]), v.out[0], v.dout[0], *v.din[0], adds(ctx, v, {kDin0}));
 }
 
 // ---- layout ----------------------------------------------------------------------------------------
@@ -477,8 +512,33 @@ void op_forward(Context& ctx, const OpDesc& op, const StepInfo& info, OpViews& v
   kernels_of(op.kind).forward(ctx, op, info, v);
 }
 
+/// Whether an op kind's backward honors OpViews::overwrite (its kernels write each gradient whole);
+/// the others add, so their fresh gradients are zeroed first.
+bool writes_fresh_gradients(OpKind kind) {
+  switch (kind) {
+    case OpKind::conv2d:
+    case OpKind::pool2d:
+    case OpKind::linear:
+    case OpKind::matmul:
+    case OpKind::relu:
+    case OpKind::sigmoid:
+    case OpKind::tanh:
+    case OpKind::gelu:
+    case OpKind::clip:
+    case OpKind::add:
+    case OpKind::sub:
+    case OpKind::mul:
+    case OpKind::dropout:
+    case OpKind::batch_norm:
+    case OpKind::softmax:
+    case OpKind::log_softmax: return true;
+    default: return false;
+  }
+}
+
 void op_backward(Context& ctx, const OpDesc& op, const StepInfo& info, OpViews& v) {
   set_op(ctx, op.name.c_str());
+  if (v.overwrite && !writes_fresh_gradients(op.kind)) zero_fresh(ctx, v);
   kernels_of(op.kind).backward(ctx, op, info, v);
 }
 
@@ -489,6 +549,7 @@ void op_forward_stats(Context& ctx, const OpDesc& op, const StepInfo& info, OpVi
 
 void op_backward_stats(Context& ctx, const OpDesc& op, const StepInfo& info, OpViews& v) {
   set_op(ctx, op.name.c_str());
+  if (v.overwrite) zero_fresh(ctx, v);  // the parameter gradients are added to
   statistics_of(op).backward_stats(ctx, op, info, v);
 }
 

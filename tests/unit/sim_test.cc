@@ -234,11 +234,13 @@ TEST(Simulate, PhaseWaitsForItsSlowestMember) {
   EXPECT_DOUBLE_EQ(s.iteration, 5);
   EXPECT_DOUBLE_EQ(s.ranks[0].end, 5);
   EXPECT_DOUBLE_EQ(s.ranks[1].end, 4.5);
+  EXPECT_DOUBLE_EQ(s.ranks[0].exposed, 1);
+  EXPECT_DOUBLE_EQ(s.ranks[1].exposed, 2 + 1);  // waiting for rank 0, then the phase
   EXPECT_DOUBLE_EQ(s.ranks[0].idle, 0);
-  EXPECT_DOUBLE_EQ(s.ranks[1].idle, 2 + 0.5);  // waiting for rank 0, then for the slowest rank's end
+  EXPECT_DOUBLE_EQ(s.ranks[1].idle, 0.5);  // waiting for the slowest rank's end
   for (const RankTimes& r : s.ranks) {
     EXPECT_DOUBLE_EQ(r.comm, 1);
-    EXPECT_DOUBLE_EQ(r.compute + r.comm + r.idle, s.iteration);
+    EXPECT_DOUBLE_EQ(r.compute + r.exposed + r.idle, s.iteration);
   }
   ASSERT_EQ(s.events.size(), 6u);
   EXPECT_EQ(s.instructions, 6);
@@ -247,6 +249,32 @@ TEST(Simulate, PhaseWaitsForItsSlowestMember) {
   EXPECT_NE(json.find(R"("ph": "X", "pid": 1, "tid": 1, "ts": 3000000.000, "dur": 1000000.000, "args": {"wait_us": 2000000.000})"),
             std::string::npos)
       << json;
+}
+
+// A phase that finishes later runs on the communication stream while the compute stream goes on.
+TEST(Simulate, OverlappedPhaseHidesBehindCompute) {
+  Program p = hand_program(2, 4);
+  p.groups = {{0, 1}};
+  p.phases.resize(1);
+  CommOp ar;
+  ar.kind = CommKind::all_reduce;
+  ar.group = 0;
+  ar.dst = Operand{0, Box{{{0, 4}}}};
+  for (RankProgram& r : p.ranks) {
+    r.step = {fill(1), comm_instr(0, {ar}), fill(0.5), fill(2), fill(0.25)};
+    r.step[1].finish = 4;  // before the last fill: the phase (1 s) hides behind 2.5 s of compute
+  }
+  Graph g;
+  Simulation s = simulate(g, p, Machine{}, FixedCost{});
+  EXPECT_DOUBLE_EQ(s.iteration, 3.75);
+  for (const RankTimes& r : s.ranks) {
+    EXPECT_DOUBLE_EQ(r.comm, 1);
+    EXPECT_DOUBLE_EQ(r.exposed, 0);
+    EXPECT_DOUBLE_EQ(r.compute, 3.75);
+  }
+  // Finishing at once instead exposes it.
+  for (RankProgram& r : p.ranks) r.step[1].finish = -1;
+  EXPECT_DOUBLE_EQ(simulate(g, p, Machine{}, FixedCost{}).iteration, 4.75);
 }
 
 const char* kMlp = R"(model mlp

@@ -133,11 +133,11 @@ int cmd_simulate(const SimulateFlags& f) {
                      f.batch, f.strategy.empty() ? "data parallel" : "strategy " + std::filesystem::path(f.strategy).filename().string(),
                      math_name(math), costs);
   out += fmt::format("  machine {}\n", machine.describe());
-  out += "rank  compute ms    comm ms    idle ms  memory (persistent + arena)\n";
+  out += "rank  compute ms    comm ms exposed ms    idle ms  memory (persistent + arena)\n";
   for (size_t r = 0; r < sim.ranks.size(); ++r) {
     const RankTimes& t = sim.ranks[r];
-    out += fmt::format("{:>4} {:>11.3f} {:>10.3f} {:>10.3f}  {} ({} + {})\n", r, t.compute * 1e3, t.comm * 1e3,
-                       t.idle * 1e3, size_str(t.memory()), size_str(t.persistent_bytes), size_str(t.arena_bytes));
+    out += fmt::format("{:>4} {:>11.3f} {:>10.3f} {:>10.3f} {:>10.3f}  {} ({} + {})\n", r, t.compute * 1e3, t.comm * 1e3,
+                       t.exposed * 1e3, t.idle * 1e3, size_str(t.memory()), size_str(t.persistent_bytes), size_str(t.arena_bytes));
   }
   out += fmt::format("throughput: {:.1f} samples/s\n", static_cast<double>(f.batch) / sim.iteration);
   if (!f.trace.empty()) {

@@ -3,7 +3,9 @@
 //
 // A generated program's `comm` instruction becomes one Phase: it posts the phase's sends and
 // receives and runs its collectives, then completes them all, so every rank issues its operations
-// of a phase as one group and ranks that meet the phases in the same order cannot deadlock. The cpu
+// of a phase as one group and ranks that meet the phases in the same order cannot deadlock. A
+// phase whose results are not needed at once (the middle end's overlap pass says until where)
+// starts, and finishes later: its communication overlaps the kernels in between. The cpu
 // backend implements it with MPI (one communicator per device group, created once), the cuda
 // backend with NCCL (comm/nccl.cc).
 #pragma once
@@ -36,6 +38,9 @@ class Comm {
   /// collective call of every rank, once, before the first phase.
   void create_groups(const std::vector<std::vector<int>>& groups);
 
+  /// Rank 0 gets every rank's `text`, in rank order; the others get nothing. A collective call.
+  std::vector<std::string> gather(const std::string& text);
+
   /// Ends the job on every rank with a message (a rank that fails must not leave the others
   /// waiting forever).
   [[noreturn]] void abort(const std::string& message);
@@ -56,14 +61,30 @@ class Comm {
     void all_gather(const View& src, const View& dst, const std::vector<View>& pieces, int group);
     /// `src` (equal boxes on every member) summed over the group; `dst` gets this member's piece.
     void reduce_scatter(const View& src, const View& dst, int group);
-    /// Completes every operation posted.
-    void run();
+    /// Issues every operation posted, after the kernels issued so far, on the communication side
+    /// (cuda: Lane::comm, the communication stream): kernels issued after start() run alongside
+    /// them until finish(). The phase must live until finish().
+    void start();
+    /// Orders the kernels issued from now on after the operations started (cuda: the compute
+    /// stream waits for them; the host does not).
+    void finish();
+    /// start(), then finish().
+    void run() {
+      start();
+      finish();
+    }
+
+    /// --trace: with `timed` set before start(), start() records a mark (ffrt/kernels.h) on the
+    /// communication lane where the operations begin and one where they end.
+    bool timed = false;
+    int marks[2] = {-1, -1};
 
    private:
     struct Op;
     Comm& comm_;
     Context& ctx_;
     std::vector<std::shared_ptr<Op>> ops_;
+    std::shared_ptr<void> started_;  ///< what the started operations need until finish()
   };
 
  private:

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
+#include <vector>
 
 #include "ffrt/view.h"
 
@@ -64,6 +65,18 @@ void upload(Context& ctx, const View& host_src, const View& dst);
 void download(Context& ctx, const View& src, const View& host_dst);
 /// Waits for every kernel issued on the context (cuda); returns at once on the cpu.
 void synchronize(Context& ctx);
+
+// ---- timing (--trace) --------------------------------------------------------------------------
+
+/// The context's streams: kernels run on `compute`; the communication of phases that overlap
+/// compute (ffrt/comm.h) on `comm`. The cpu backend has one of each in name only.
+enum class Lane : int { compute = 0, comm = 1 };
+/// Records a timestamp on a stream after everything issued on it so far (cuda: an event; cpu: the
+/// host clock, the kernels having run). Returns its index among the marks since mark_times().
+int mark(Context& ctx, Lane lane = Lane::compute);
+/// Waits for every mark and returns their times in microseconds after the first mark recorded;
+/// forgets them.
+std::vector<double> mark_times(Context& ctx);
 
 enum class Act : int { none = 0, relu, sigmoid, tanh, gelu };
 

@@ -58,7 +58,11 @@ struct OpViews {
   /// Whether this part updates the op's state (running statistics). Of several parts that share a
   /// block of state on one device, one does.
   bool update_state = true;
+  /// Backward: gradients that hold nothing yet (their zero-fill was elided), which the op writes
+  /// instead of adding to: bit i for din[i], bit kOverwriteParams + j for dparams[j].
+  uint32_t overwrite = 0;
 };
+constexpr int kOverwriteParams = 16;
 
 /// What a step of execution knows beyond the operands.
 struct StepInfo {

@@ -8,6 +8,7 @@
 // data set, each rank reading the samples of its boxes — optimizer steps, checkpoints).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <future>
 #include <initializer_list>
@@ -99,6 +100,7 @@ struct RunOptions {
   int64_t print_freq = 1;
   int threads = 0;
   std::string save, log_json;
+  std::string trace;  ///< --trace: the last iteration's timeline, Chrome trace-event JSON
 };
 
 /// What generated code calls while a rank runs.
@@ -127,6 +129,21 @@ class Runner {
   /// predictions; in training, nothing.
   void score(const View& logits, const View& labels);
 
+  /// --trace: the step's next instruction is `name` (a string literal; generated code marks each).
+  /// A branch when the iteration is not traced.
+  void mark(const char* name) {
+    if (tracing_) mark_traced(name);
+  }
+  /// Starts a phase (named by the last mark): with --trace, timed on the communication lane.
+  void start(Comm::Phase& ph);
+  /// Later kernels see the phase's results.
+  void finish(Comm::Phase& ph) { ph.finish(); }
+  /// A phase the next instruction needs: start, then finish.
+  void run(Comm::Phase& ph) {
+    start(ph);
+    ph.finish();
+  }
+
   /// Runs set-up, then the iterations, then the evaluation (--eval); returns the last loss.
   float run();
 
@@ -140,6 +157,9 @@ class Runner {
   double evaluate();
   void save_checkpoint();
   void load_checkpoint();
+  void mark_traced(const char* name);
+  /// Ends the traced iteration: every rank's timeline, gathered into the --trace file by rank 0.
+  void write_trace(double iteration_s);
   const ModelInfo& m_;
   Comm& comm_;
   RunOptions opts_;
@@ -165,6 +185,17 @@ class Runner {
   bool evaluating_ = false;
   int64_t valid_rows_ = 0;                ///< evaluating: samples of this batch that are not wrapped
   std::shared_ptr<std::byte> correct_;    ///< evaluating: the correct predictions (f64, backend memory)
+  /// --trace: what the traced iteration recorded, in order. A compute entry lasts from its mark to
+  /// the next compute entry's; a communication entry from its begin mark to its end mark.
+  struct TraceEntry {
+    const char* name;
+    bool comm;
+    int begin, end;  ///< mark indices (ffrt/kernels.h); compute: end unused
+    double host_us;  ///< when the host issued it, after the iteration began
+  };
+  bool tracing_ = false;
+  std::vector<TraceEntry> trace_;
+  std::chrono::steady_clock::time_point trace_start_;
 };
 
 /// The emitted program's main: flags, checks, the run, the checkpoint. Returns the exit code.
