@@ -14,6 +14,7 @@
 #include "passes/pipeline.h"
 #include "tools/ffc/compile_cmd.h"
 #include "tools/ffc/load.h"
+#include "tools/ffc/search_cmd.h"
 #include "tools/ffc/simulate_cmd.h"
 #include "tools/ffc/train_flags.h"
 #include "tools/ffc/verify_cmd.h"
@@ -148,12 +149,9 @@ int run(int argc, char** argv) {
   SimulateFlags sflags;
   add_simulate_flags(simulate, sflags);
 
-  auto* search = app.add_subcommand("search", "search for a fast strategy");
-  add_model(search, f);
-  add_devices(search, f, true);
-  add_batch(search, f);
-  search->add_option("--costs", costs, "measured cost database");
-  search->add_option("-o,--output", out_dir, "where to write the strategy found");
+  auto* search = app.add_subcommand("search", "search for a fast strategy with the simulator (MCMC, elimination)");
+  SearchFlags searchflags;
+  add_search_flags(search, searchflags);
 
   auto* profile = app.add_subcommand("profile", "emit the program that measures operator costs");
   add_model(profile, f);
@@ -182,7 +180,7 @@ int run(int argc, char** argv) {
     if (compile->parsed()) return cmd_compile(cflags);
     if (verify->parsed()) return cmd_verify(vflags);
     if (simulate->parsed()) return cmd_simulate(sflags);
-    if (search->parsed()) return not_built("search", "strategy search is not built");
+    if (search->parsed()) return cmd_search(searchflags);
     if (profile->parsed()) return not_built("profile", "cost measurement comes with strategy search");
     if (runc->parsed()) return cmd_run(train);
   } catch (const UserError& e) {
