@@ -6,7 +6,7 @@
 #                [--timeout 300] [--budget 560] [--batches "alexnet=256 ..."] [--strategies "STEM ..."]
 #                [--sync-bn] [--attention math|sdpa] [--no-strategies] [--no-pytorch]
 #                [--build-only | --no-build] [--append] [--ffc PATH] [--jobs 16] [--cuda-arch 90]
-#                [--backend cuda|cpu] [--trace]
+#                [--backend cuda|cpu] [--trace] [--ffc-flags "--cuda-graph"]
 #
 # Steps: build ffc (cmake -S . -B build-bench -G Ninja -DFFC_BUILD_TESTS=OFF -DFFC_CUDA=OFF;
 # ninja ffc); for each GPU count and model, ffc compile with data parallelism (-g N) and with every
@@ -39,6 +39,7 @@ SYNC_BN=0
 ATTENTION=math
 PYTORCH=1
 TRACE=0
+FFC_FLAGS=""
 BUILD=1
 BUILD_ONLY=0
 APPEND=0
@@ -67,6 +68,7 @@ while [[ $# -gt 0 ]]; do
     --attention) ATTENTION=$2; shift 2 ;;      # PyTorch transformer: math (as the .ff) or sdpa
     --no-pytorch) PYTORCH=0; shift ;;
     --trace) TRACE=1; shift ;;                 # ffc --trace, PyTorch --profile: into logs.tar.gz
+    --ffc-flags) FFC_FLAGS=$2; shift 2 ;;      # more flags for every ffc program (e.g. --cuda-graph)
     --build-only) BUILD_ONLY=1; shift ;;
     --no-build) BUILD=0; shift ;;              # use the programs built by an earlier call
     --append) APPEND=1; shift ;;               # add to DIR/results.jsonl instead of starting it anew
@@ -285,6 +287,7 @@ run_ffc() {   # MODEL N STEM
   local np=(-np "$n"); [[ $n -gt $(nproc) ]] && np+=(--oversubscribe)
   local math=(--math "$MATH")
   [[ $TRACE == 1 ]] && math+=(--trace "$LOGS/$l.trace.json")
+  [[ -n $FFC_FLAGS ]] && math+=($FFC_FLAGS)
   rm -f "$LOGS/$l.jsonl"
   say "ffc $m g$n $st ..."
   if timeout -k 10 "$t" "${MPIRUN[@]}" "${np[@]}" "$exe" --iterations $((WARMUP + ITERS)) --optimizer sgd --lr 0.01 \

@@ -225,6 +225,8 @@ void check_finishes(const RankProgram& r) {
         }
     for (int j = i + 1; j < in.finish; ++j) {
       const Instr& x = r.step[j];
+      if (x.kind == InstrKind::load_input)
+        FFC_INTERNAL_ERROR("rank {}: phase {} is still running at a data load (step instruction {})", r.rank, in.phase, j);
       if (x.kind == InstrKind::comm) continue;  // phases run in order on their stream
       auto check = [&](const Operand& o) {
         if (!o.present()) return;

@@ -171,6 +171,7 @@ void plan_overlap(Program& p) {
       const int end = i < forward_end ? forward_end : n;
       int finish = end;
       for (int j = i + 1; j < end && finish == end; ++j) {
+        if (r.step[j].kind == InstrKind::load_input) finish = j;  // where a recorded step (CUDA graph) is cut
         if (r.step[j].kind == InstrKind::comm) continue;  // in order on the communication stream
         for_each_operand(r.step[j], [&](const Operand& o) {
           if (!o.present()) return;

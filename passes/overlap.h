@@ -12,7 +12,8 @@
 // - overlap (after memory): sets each step phase's Instr::finish, the first later instruction
 //   whose operands' planned memory meets the phase's operands' (communication phases run in order
 //   on their stream, so later phases never wait for earlier ones). Phases of the forward finish
-//   within it (evaluation runs the forward alone).
+//   within it (evaluation runs the forward alone), and every phase before the next data load (a
+//   step recorded as CUDA graphs is cut there, and a graph ends with its streams joined).
 #pragma once
 
 #include <cstdint>

@@ -196,4 +196,8 @@ void Comm::Phase::start() {
 // MPI completes a phase in start(); the cpu backend's kernels run on the host, in order.
 void Comm::Phase::finish() {}
 
+// The cpu backend records no graphs, and its phases complete in start().
+void Comm::set_capturing(bool) {}
+void Comm::track(Context&, const std::string&) {}
+
 }  // namespace ffrt

@@ -199,6 +199,7 @@ struct Comm::Groups {
    private:
     Groups& g_;
   };
+  bool capturing = false;  ///< a CUDA graph is being recorded (main thread only)
   /// Events that order the two streams (main thread only), reused.
   std::vector<cudaEvent_t> order_events;
   cudaEvent_t order_event(Context& ctx);
@@ -386,6 +387,22 @@ void Comm::create_groups(const std::vector<std::vector<int>>& groups) {
     g.position.push_back(pos);
     g.nccl.push_back(c);
   }
+}
+
+void Comm::set_capturing(bool on) { groups_->capturing = on; }
+
+void Comm::track(Context& ctx, const std::string& what) {
+  Groups& g = *groups_;
+  std::lock_guard<std::mutex> lock(g.mu);
+  cudaEvent_t done = nullptr;
+  if (g.spare_events.empty()) {
+    FFRT_CUDA(&ctx, cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+  } else {
+    done = g.spare_events.back();
+    g.spare_events.pop_back();
+  }
+  FFRT_CUDA(&ctx, cudaEventRecord(done, ctx.stream));
+  g.in_flight.push_back({done, Clock::now(), [what] { return what; }});
 }
 
 void Comm::abort(const std::string& message) {
@@ -746,8 +763,8 @@ void Comm::Phase::start() {
   FFRT_CUDA(&ctx_, cudaEventRecord(started->done, stream));
   started_ = std::move(started);
 
-  // Hand the phase to the watchdog.
-  if (calls.empty()) return;
+  // Hand the phase to the watchdog (a graph being recorded is handed over when replayed).
+  if (calls.empty() || g.capturing) return;
   std::lock_guard<std::mutex> lock(g.mu);
   cudaEvent_t done = nullptr;
   if (g.spare_events.empty()) {

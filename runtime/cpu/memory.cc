@@ -34,4 +34,11 @@ std::vector<double> mark_times(Context& ctx) {
   return t;
 }
 
+// The cpu backend runs each kernel as it is called: it has nothing to record.
+struct Graph {};
+bool graphs_supported() { return false; }
+void begin_capture(Context&) { throw Error("the cpu backend has no CUDA graphs"); }
+std::shared_ptr<Graph> end_capture(Context&) { throw Error("the cpu backend has no CUDA graphs"); }
+void replay(Context&, const Graph&) { throw Error("the cpu backend has no CUDA graphs"); }
+
 }  // namespace ffrt

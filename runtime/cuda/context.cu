@@ -222,4 +222,32 @@ std::vector<double> mark_times(Context& ctx) {
   return t;
 }
 
+// A graph records both streams: the communication stream joins the capture through the events
+// that order it after the compute stream, and every phase has finished (the compute stream waited
+// for it) before the capture ends.
+struct Graph {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  ~Graph() {
+    if (exec) (void)cudaGraphExecDestroy(exec);
+    if (graph) (void)cudaGraphDestroy(graph);
+  }
+};
+
+bool graphs_supported() { return true; }
+
+void begin_capture(Context& ctx) {
+  // Relaxed: the caching allocator may still call cudaMalloc for a block it lacks.
+  FFRT_CUDA(&ctx, cudaStreamBeginCapture(ctx.stream, cudaStreamCaptureModeRelaxed));
+}
+
+std::shared_ptr<Graph> end_capture(Context& ctx) {
+  auto g = std::make_shared<Graph>();
+  FFRT_CUDA(&ctx, cudaStreamEndCapture(ctx.stream, &g->graph));
+  FFRT_CUDA(&ctx, cudaGraphInstantiate(&g->exec, g->graph, 0));
+  return g;
+}
+
+void replay(Context& ctx, const Graph& g) { FFRT_CUDA(&ctx, cudaGraphLaunch(g.exec, ctx.stream)); }
+
 }  // namespace ffrt

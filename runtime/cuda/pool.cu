@@ -341,7 +341,7 @@ void pool2d_backward(Context& ctx, const Pool2dAttrs& a, const View& x, const Vi
     // The maxima of the windows of dy's box, over the images and channels dx shares with it.
     View box = dy;
     box.lo[0] = n0, box.size[0] = n1 - n0, box.lo[1] = c0, box.size[1] = c1 - c0;
-    arg_mem = allocate(ctx, static_cast<size_t>(box.volume()) * sizeof(int32_t));
+    arg_mem = allocate(ctx, static_cast<size_t>(box.volume()) * sizeof(int32_t), false);  // argmax_kernel writes all
     arg = reinterpret_cast<int32_t*>(arg_mem.get());
     with_index(ctx, {&x, &box}, [&](auto idx) {
       using I = decltype(idx);

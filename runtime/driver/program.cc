@@ -81,6 +81,16 @@ void Runner::init_param(int param, const View& v) {
 }
 
 void Runner::load_input(int input, const View& v) {
+  if (capturing_) {  // a graph ends here; the load runs eagerly in every replay
+    segments_.push_back({end_capture(*ctx_), -1, {}});
+    segments_.push_back({nullptr, input, v});
+    begin_capture(*ctx_);
+    return;
+  }
+  load_now(input, v);
+}
+
+void Runner::load_now(int input, const View& v) {
   // Synthetic sample s of the stream is the same whatever the split: its global index is
   // step * batch + s, as in ffc's executors.
   const InputEntry& in = m_.inputs.at(input);
@@ -229,7 +239,15 @@ float Runner::run() {
       trace_.clear();
       trace_start_ = traced_start;
     }
-    r.step(*this);
+    // --cuda-graph: iterations 1 and 2 run eagerly (the first chooses algorithms and fills the
+    // caches; the first optimizer step differs), the third is recorded, the rest replay it.
+    constexpr int64_t kCaptureAt = 2;
+    if (opts_.cuda_graph && k > kCaptureAt)
+      replay_step();
+    else if (opts_.cuda_graph && k == kCaptureAt)
+      capture_step(r);
+    else
+      r.step(*this);
     if (traced) {
       mark_traced("end of step");
       tracing_ = false;
@@ -259,6 +277,27 @@ float Runner::run() {
   if (!opts_.save.empty()) save_checkpoint();
   if (opts_.eval) evaluate();
   return loss;
+}
+
+void Runner::capture_step(const ModelInfo::Rank& r) {
+  segments_.clear();
+  synchronize(*ctx_);
+  comm_.set_capturing(true);
+  capturing_ = true;
+  begin_capture(*ctx_);
+  r.step(*this);
+  segments_.push_back({end_capture(*ctx_), -1, {}});
+  capturing_ = false;
+  comm_.set_capturing(false);
+  replay_step();  // the recorded iteration itself
+}
+
+void Runner::replay_step() {
+  for (const Segment& s : segments_) {
+    if (s.graph) replay(*ctx_, *s.graph);
+    else load_now(s.input, s.view);
+  }
+  comm_.track(*ctx_, "a replay of the step's CUDA graphs");
 }
 
 void Runner::mark_traced(const char* name) {
@@ -429,6 +468,31 @@ namespace {
   comm.abort(message);
 }
 
+constexpr const char* kUsage = R"(usage: mpirun -np RANKS %s [flags]
+
+Trains the model on the strategy it was compiled for (one rank per device of the strategy).
+  -e, --epochs N         passes over the data set (-d); overrides --iterations
+  --iterations N         training iterations (default 10)
+  -b, --batch-size N     the global batch: must be the compiled one (%lld)
+  --lr X  --momentum X  --wd X  --optimizer sgd|adam
+                         the optimizer (default sgd, lr 0.01, no momentum, no weight decay)
+  -d, --dataset DIR      IDX files (MNIST, Fashion-MNIST) or inputs.npy + labels.npy; synthetic without
+  --eval                 after training, accuracy on the data set's test split
+  --loaders N            threads reading the next iteration's samples (default 1; 0: none)
+  --seed S               synthetic data and initial weights (default 0)
+  --load FILE            start from a checkpoint (safetensors, written under any strategy)
+  --save FILE            write a checkpoint at the end (atomically)
+  --start-iteration K    the first iteration's index in the data stream (continuing a run)
+  -p, --print-freq N     progress every N iterations (default 1)
+  --log-json FILE        one JSON object per iteration: iter, loss, samples_per_s, time_s
+  --math fp32|tf32       tf32: tensor cores may round convolution and GEMM inputs (cuda)
+  --trace FILE           the last iteration's timeline, per rank and stream (Chrome trace JSON)
+  --cuda-graph           replay the steady-state step as CUDA graphs (cuda; sgd; no dropout)
+  --threads N            cpu backend worker threads (default: all cores)
+  -h, --help             this text
+Environment: FFRT_NCCL_TIMEOUT (seconds a phase may wait for its peers, default 300).
+)";
+
 }  // namespace
 
 int run_main(int argc, char** argv, const ModelInfo& m) {
@@ -436,6 +500,10 @@ int run_main(int argc, char** argv, const ModelInfo& m) {
   RunOptions o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      if (comm->rank() == 0) std::printf(kUsage, m.name.c_str(), static_cast<long long>(m.batch));
+      return 0;
+    }
     auto value = [&]() -> std::string {
       if (i + 1 >= argc) usage_error(*comm, a + " needs a value");
       return argv[++i];
@@ -471,13 +539,22 @@ int run_main(int argc, char** argv, const ModelInfo& m) {
       else if (a == "--save") o.save = value();
       else if (a == "--log-json") o.log_json = value();
       else if (a == "--trace") o.trace = value();
-      else usage_error(*comm, "unknown flag " + a);
+      else if (a == "--cuda-graph") o.cuda_graph = true;
+      else usage_error(*comm, "unknown flag " + a + " (--help lists them)");
     } catch (const std::logic_error&) {
       usage_error(*comm, "a bad number after " + a);
     }
   }
   if (o.epochs > 0 && o.dataset.empty()) usage_error(*comm, "--epochs needs a data set (-d)");
   if (o.eval && o.dataset.empty()) usage_error(*comm, "--eval needs a data set (-d) with a test split");
+  if (o.cuda_graph) {
+    if (!graphs_supported())
+      usage_error(*comm, std::string("--cuda-graph: the ") + backend_name() + " backend has no CUDA graphs");
+    if (!m.graph_blocker.empty())
+      usage_error(*comm, "--cuda-graph: " + m.graph_blocker + " changes with every step; run without --cuda-graph");
+    if (o.adam) usage_error(*comm, "--cuda-graph: Adam's step size changes with every step; use --optimizer sgd");
+    if (!o.trace.empty()) usage_error(*comm, "--cuda-graph: --trace times an eager iteration; use one or the other");
+  }
   if (comm->size() != m.ranks)
     usage_error(*comm, m.name + " was compiled for " + std::to_string(m.ranks) + " ranks; run it with mpirun -np " +
                            std::to_string(m.ranks) + " (this job has " + std::to_string(comm->size()) + ")");

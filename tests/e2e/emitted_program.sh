@@ -33,6 +33,13 @@ if mpirun -np $((ranks + 1)) --oversubscribe "$work/build/$name" > "$work/wrong.
   echo "emitted_program: a run with the wrong rank count succeeded" >&2; exit 1
 fi
 grep -q "was compiled for $ranks ranks" "$work/wrong.log"
+# --help lists the flags; an unknown flag is an error that points to it.
+mpirun -np "$ranks" --oversubscribe "$work/build/$name" --help > "$work/help.log" 2>&1
+grep -q -- "--cuda-graph" "$work/help.log"
+if mpirun -np "$ranks" --oversubscribe "$work/build/$name" --no-such-flag > "$work/flag.log" 2>&1; then
+  echo "emitted_program: an unknown flag was accepted" >&2; exit 1
+fi
+grep -q "unknown flag --no-such-flag (--help lists them)" "$work/flag.log"
 
 # The losses in a log of the program (`iter K/N loss X`) or of ffc run (`step K loss X`).
 losses() { sed -n 's/^iter [0-9]*\/[0-9]* loss \([^ ]*\).*/\1/p; s/^step [0-9]* loss \([^ ]*\).*/\1/p' "$1"; }
@@ -54,6 +61,18 @@ same_losses "$work/load.log" "$work/run.serial.log" "--load"
 # the momentum buffers and the update count), 2 + 2 iterations against 4 uninterrupted; the second
 # half runs data parallel on 2 ranks.
 mpirun -np "$ranks" --oversubscribe "$work/build/$name" --iterations 4 --lr 0.05 --momentum 0.9 > "$work/whole.log"
+# --cuda-graph records the third iteration and replays it: the same losses as the eager run (cuda);
+# the cpu backend has no graphs (a clear error).
+if [ "${FFRT_BACKEND:-cpu}" = cuda ]; then
+  mpirun -np "$ranks" --oversubscribe "$work/build/$name" --iterations 4 --lr 0.05 --momentum 0.9 --cuda-graph \
+    > "$work/graph.log"
+  same_losses "$work/graph.log" "$work/whole.log" "--cuda-graph"
+else
+  if mpirun -np "$ranks" --oversubscribe "$work/build/$name" --cuda-graph > "$work/graph.log" 2>&1; then
+    echo "emitted_program: --cuda-graph ran on the cpu backend" >&2; exit 1
+  fi
+  grep -q "the cpu backend has no CUDA graphs" "$work/graph.log"
+fi
 mpirun -np "$ranks" --oversubscribe "$work/build/$name" --iterations 2 --lr 0.05 --momentum 0.9 \
   --save "$work/half.safetensors" > "$work/first.log"
 "$ffc" compile "$model" -g 2 -b "$batch" -o "$work/dp2" --optimizer momentum > /dev/null

@@ -38,6 +38,14 @@ class Comm {
   /// collective call of every rank, once, before the first phase.
   void create_groups(const std::vector<std::vector<int>>& groups);
 
+  /// While a CUDA graph is being recorded: phases are recorded with it, and the watchdog follows
+  /// its replays (track) instead of each phase.
+  void set_capturing(bool on);
+  /// Hands what `ctx` has issued so far (a replayed graph, `what`) to the watchdog: it ends the job
+  /// when that has not completed within FFRT_NCCL_TIMEOUT (cuda; the cpu backend's phases complete
+  /// on the host).
+  void track(Context& ctx, const std::string& what);
+
   /// Rank 0 gets every rank's `text`, in rank order; the others get nothing. A collective call.
   std::vector<std::string> gather(const std::string& text);
 

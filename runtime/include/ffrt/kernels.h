@@ -78,6 +78,19 @@ int mark(Context& ctx, Lane lane = Lane::compute);
 /// forgets them.
 std::vector<double> mark_times(Context& ctx);
 
+// ---- CUDA graphs (--cuda-graph) ----------------------------------------------------------------
+
+/// A recorded sequence of the context's kernels (both streams), replayed as one launch.
+struct Graph;
+/// Whether the backend records graphs (cuda: yes; cpu: no).
+bool graphs_supported();
+/// Kernels issued from now until end_capture() are recorded, not run. Nothing may synchronize with
+/// the host meanwhile, nor allocate memory the cache does not hold already.
+void begin_capture(Context& ctx);
+std::shared_ptr<Graph> end_capture(Context& ctx);
+/// Runs a recorded graph on the context's stream, after what was issued before it.
+void replay(Context& ctx, const Graph& g);
+
 enum class Act : int { none = 0, relu, sigmoid, tanh, gelu };
 
 // ---- element-wise ------------------------------------------------------------------------------

@@ -75,6 +75,9 @@ struct ModelInfo {
   std::vector<std::vector<int>> groups;
   std::vector<ParamEntry> params;
   std::vector<InputEntry> inputs;
+  /// An op whose kernels change from step to step beyond the inputs (dropout draws new masks), so
+  /// that a recorded step cannot be replayed (--cuda-graph names it); empty when there is none.
+  std::string graph_blocker;
   struct Rank {
     int64_t persistent_bytes = 0, arena_bytes = 0;
     void (*setup)(Runner&) = nullptr;
@@ -101,6 +104,7 @@ struct RunOptions {
   int threads = 0;
   std::string save, log_json;
   std::string trace;  ///< --trace: the last iteration's timeline, Chrome trace-event JSON
+  bool cuda_graph = false;  ///< --cuda-graph: replay the steady-state step as recorded CUDA graphs
 };
 
 /// What generated code calls while a rank runs.
@@ -158,6 +162,12 @@ class Runner {
   void save_checkpoint();
   void load_checkpoint();
   void mark_traced(const char* name);
+  /// --cuda-graph: records a step as graphs between its data loads (the loads stay eager: each
+  /// iteration reads its own samples), then replays it.
+  void capture_step(const ModelInfo::Rank& r);
+  void replay_step();
+  /// load_input's work: the input's box for the current step.
+  void load_now(int input, const View& v);
   /// Ends the traced iteration: every rank's timeline, gathered into the --trace file by rank 0.
   void write_trace(double iteration_s);
   const ModelInfo& m_;
@@ -193,6 +203,14 @@ class Runner {
     int begin, end;  ///< mark indices (ffrt/kernels.h); compute: end unused
     double host_us;  ///< when the host issued it, after the iteration began
   };
+  /// --cuda-graph: the recorded step, in order: a graph, or a data load (input, view).
+  struct Segment {
+    std::shared_ptr<Graph> graph;
+    int input = -1;
+    View view;
+  };
+  std::vector<Segment> segments_;
+  bool capturing_ = false;
   bool tracing_ = false;
   std::vector<TraceEntry> trace_;
   std::chrono::steady_clock::time_point trace_start_;
