@@ -66,33 +66,41 @@ void bucket_gradients(Program& p, int64_t bytes) {
   std::iota(bucket_of.begin(), bucket_of.end(), 0);
   std::vector<int> open;  // the phases of the open bucket
   int64_t total = 0;
+  // Per member rank of the open bucket: the buffers its operations use, and the position of its
+  // last phase there (instructions up to it are checked already).
+  std::vector<std::vector<bool>> used(p.ranks.size());
+  std::vector<int> last_at(p.ranks.size(), -1);
   auto close = [&] {
     for (int ph : open) bucket_of[ph] = open.back();
     open.clear();
     total = 0;
   };
+  auto add = [&](int ph) {
+    if (open.empty())
+      for (const auto& [rank, i] : at[ph]) used[rank].assign(p.ranks[rank].buffers.size(), false);
+    open.push_back(ph);
+    total += size_of(ph);
+    for (const auto& [rank, i] : at[ph]) {
+      for (const CommOp& c : p.ranks[rank].step[i].comm) used[rank][c.dst.buffer] = true;
+      last_at[rank] = i;
+    }
+  };
   auto can_join = [&](int next) {
     if (open.empty()) return false;
     if (p.phases[next].ranks != p.phases[open.front()].ranks || total + size_of(next) > bytes) return false;
-    // Each open phase's operations move from where they are on a member to `next`'s place there.
+    // The open bucket's operations move down to `next`'s place: no instruction in between may use
+    // their buffers (the bucket's own phases' instructions are behind last_at).
     for (const auto& [rank, i] : at[next]) {
       const RankProgram& r = p.ranks[rank];
-      for (int ph : open)
-        for (const auto& [rk, from] : at[ph]) {
-          if (rk != rank) continue;
-          std::vector<bool> used(r.buffers.size(), false);
-          for (const CommOp& c : r.step[from].comm) used[c.dst.buffer] = true;
-          for (int j = from + 1; j < i; ++j)
-            if (touches(r.step[j], used)) return false;
-        }
+      for (int j = last_at[rank] + 1; j < i; ++j)
+        if (touches(r.step[j], used[rank])) return false;
     }
     return true;
   };
   for (int ph = 0; ph < phases; ++ph) {
     if (!bucketable(ph)) continue;
     if (!can_join(ph)) close();
-    open.push_back(ph);
-    total += size_of(ph);
+    add(ph);
   }
   close();
 

@@ -54,18 +54,18 @@ Compiled compile_parallel(Graph g, const Strategy& s, const ParallelOptions& opt
   if (after("schedule", [&] { return print_schedule(c.program); })) return c;
 
   elide_zero_fills(c.program);
-  verify_program(c.program);
+  if (po.verify_each) verify_program(c.program);
   if (after("first-write", [&] { return print_schedule(c.program); })) return c;
 
   bucket_gradients(c.program, opts.bucket_bytes);
-  verify_program(c.program);
+  if (po.verify_each) verify_program(c.program);
   if (after("bucket", [&] { return print_schedule(c.program); })) return c;
 
   plan_memory(c.program);
   if (after("memory", [&] { return print_memory(c.program); })) return c;
 
   plan_overlap(c.program);
-  verify_program(c.program);
+  if (po.verify_each) verify_program(c.program);
   if (after("overlap", [&] { return print_overlap(c.program); })) return c;
   c.complete = true;
   return c;

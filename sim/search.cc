@@ -64,6 +64,7 @@ Evaluator::Costed Evaluator::compile(const ResolvedStrategy& r) const {
   po.devices = target_.devices;
   po.batch = target_.batch;
   po.optimizer_states = target_.optimizer_states;
+  po.pipeline.verify_each = false;  // the strategies it visits are the verified passes' output; speed
   Costed c;
   c.compiled = compile_parallel(graph_, to_strategy(graph_, r), po);
   c.costs = cost_program(c.compiled.graph, c.compiled.program, *target_.cost);
