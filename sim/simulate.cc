@@ -108,7 +108,7 @@ Simulation simulate(const CostedProgram& c, const SimOptions& opts) {
     s.iteration = std::max(s.iteration, clock[r]);
     s.instructions += static_cast<int64_t>(c.ranks[r].size());
   }
-  for (RankTimes& rt : s.ranks) rt.idle = s.iteration - rt.compute - rt.exposed;  // the next iteration's first phase waits
+  for (RankTimes& rt : s.ranks) rt.idle = std::max(0.0, s.iteration - rt.compute - rt.exposed);  // rounding: never -0
   return s;
 }
 

@@ -214,6 +214,8 @@ struct Comm::Groups {
   std::string name_of(ncclComm_t c) const;
   /// The watchdog thread.
   void watch();
+  /// Hands what `stream` has issued so far (`what`, for the message) to the watchdog.
+  void watch_stream(Context& ctx, cudaStream_t stream, std::function<std::string()> what);
 };
 
 std::string Comm::Groups::name_of(ncclComm_t c) const {
@@ -391,18 +393,21 @@ void Comm::create_groups(const std::vector<std::vector<int>>& groups) {
 
 void Comm::set_capturing(bool on) { groups_->capturing = on; }
 
-void Comm::track(Context& ctx, const std::string& what) {
-  Groups& g = *groups_;
-  std::lock_guard<std::mutex> lock(g.mu);
+void Comm::Groups::watch_stream(Context& ctx, cudaStream_t stream, std::function<std::string()> what) {
+  std::lock_guard<std::mutex> lock(mu);
   cudaEvent_t done = nullptr;
-  if (g.spare_events.empty()) {
+  if (spare_events.empty()) {
     FFRT_CUDA(&ctx, cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
   } else {
-    done = g.spare_events.back();
-    g.spare_events.pop_back();
+    done = spare_events.back();
+    spare_events.pop_back();
   }
-  FFRT_CUDA(&ctx, cudaEventRecord(done, ctx.stream));
-  g.in_flight.push_back({done, Clock::now(), [what] { return what; }});
+  FFRT_CUDA(&ctx, cudaEventRecord(done, stream));
+  in_flight.push_back({done, Clock::now(), std::move(what)});
+}
+
+void Comm::track(Context& ctx, const std::string& what) {
+  groups_->watch_stream(ctx, ctx.stream, [what] { return what; });
 }
 
 void Comm::abort(const std::string& message) {
@@ -764,17 +769,7 @@ void Comm::Phase::start() {
   started_ = std::move(started);
 
   // Hand the phase to the watchdog (a graph being recorded is handed over when replayed).
-  if (calls.empty() || g.capturing) return;
-  std::lock_guard<std::mutex> lock(g.mu);
-  cudaEvent_t done = nullptr;
-  if (g.spare_events.empty()) {
-    FFRT_CUDA(&ctx_, cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
-  } else {
-    done = g.spare_events.back();
-    g.spare_events.pop_back();
-  }
-  FFRT_CUDA(&ctx_, cudaEventRecord(done, stream));
-  g.in_flight.push_back({done, Clock::now(), what});
+  if (!calls.empty() && !g.capturing) g.watch_stream(ctx_, stream, what);
 }
 
 }  // namespace ffrt

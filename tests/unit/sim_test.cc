@@ -216,14 +216,20 @@ Instr fill(float seconds) {
   return in;
 }
 
-TEST(Simulate, PhaseWaitsForItsSlowestMember) {
+/// Two ranks, one phase (phase 0) that all-reduces buffer 0 over both: `ar` is its operation.
+Program two_rank_program(CommOp& ar) {
   Program p = hand_program(2, 4);
   p.groups = {{0, 1}};
   p.phases.resize(1);
-  CommOp ar;
   ar.kind = CommKind::all_reduce;
   ar.group = 0;
   ar.dst = Operand{0, Box{{{0, 4}}}};
+  return p;
+}
+
+TEST(Simulate, PhaseWaitsForItsSlowestMember) {
+  CommOp ar;
+  Program p = two_rank_program(ar);
   p.ranks[0].step = {fill(3), comm_instr(0, {ar}), fill(1)};
   p.ranks[1].step = {fill(1), comm_instr(0, {ar}), fill(0.5)};
   Graph g;
@@ -253,13 +259,8 @@ TEST(Simulate, PhaseWaitsForItsSlowestMember) {
 
 // A phase that finishes later runs on the communication stream while the compute stream goes on.
 TEST(Simulate, OverlappedPhaseHidesBehindCompute) {
-  Program p = hand_program(2, 4);
-  p.groups = {{0, 1}};
-  p.phases.resize(1);
   CommOp ar;
-  ar.kind = CommKind::all_reduce;
-  ar.group = 0;
-  ar.dst = Operand{0, Box{{{0, 4}}}};
+  Program p = two_rank_program(ar);
   for (RankProgram& r : p.ranks) {
     r.step = {fill(1), comm_instr(0, {ar}), fill(0.5), fill(2), fill(0.25)};
     r.step[1].finish = 4;  // before the last fill: the phase (1 s) hides behind 2.5 s of compute
