@@ -180,11 +180,16 @@ Dataset Dataset::open(const std::string& dir, Split split) {
   if (!is_dir(dir)) throw Error("dataset: " + dir + " is not a directory (give the directory that holds the files)");
   const std::string inputs = join(dir, "inputs.npy"), labels = join(dir, "labels.npy");
   if (exists(inputs) || exists(labels)) {
-    if (split != Split::train)
-      throw Error("dataset: " + dir + " is an npy data set (inputs.npy + labels.npy), which has no test split");
     if (!exists(inputs)) throw Error("dataset: " + inputs + " is missing (" + labels + " needs it)");
     if (!exists(labels)) throw Error("dataset: " + labels + " is missing (" + inputs + " needs it)");
-    return Dataset(std::make_unique<NpySource>(dir, inputs, labels));
+    if (split == Split::train) return Dataset(std::make_unique<NpySource>(dir, inputs, labels));
+    // The test split sits beside the training one: test_inputs.npy + test_labels.npy.
+    const std::string test_inputs = join(dir, "test_inputs.npy"), test_labels = join(dir, "test_labels.npy");
+    if (!exists(test_inputs) && !exists(test_labels))
+      throw Error("dataset: " + dir + " has no test split (test_inputs.npy + test_labels.npy beside inputs.npy)");
+    if (!exists(test_inputs)) throw Error("dataset: " + test_inputs + " is missing (" + test_labels + " needs it)");
+    if (!exists(test_labels)) throw Error("dataset: " + test_labels + " is missing (" + test_inputs + " needs it)");
+    return Dataset(std::make_unique<NpySource>(dir, test_inputs, test_labels));
   }
   const bool train = split == Split::train;
   const std::string images =

@@ -399,6 +399,29 @@ TEST(Dataset, NpyBatchesWrap) {
   EXPECT_THROW(ds.batch(-1, 4, 0, 1), Error);
 }
 
+// The test split of an npy data set: test_inputs.npy + test_labels.npy beside the training files.
+TEST(Dataset, NpyTestSplit) {
+  TempDir dir("ffrt_data");
+  write_npy(dir / "inputs.npy", f32_array({10, 2}, [](int64_t i) { return static_cast<float>(i); }));
+  write_npy(dir / "labels.npy", i64_array({10}, [](int64_t i) { return i % 3; }));
+  try {
+    Dataset::open(dir.path.string(), Split::test);
+    ADD_FAILURE() << "a data set without test files opened its test split";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("has no test split (test_inputs.npy + test_labels.npy"), std::string::npos)
+        << e.what();
+  }
+  write_npy(dir / "test_inputs.npy", f32_array({4, 2}, [](int64_t i) { return static_cast<float>(-i); }));
+  EXPECT_THROW(Dataset::open(dir.path.string(), Split::test), Error);  // its labels are missing
+  write_npy(dir / "test_labels.npy", i64_array({4}, [](int64_t i) { return 2 - i % 3; }));
+  Dataset test = Dataset::open(dir.path.string(), Split::test);
+  EXPECT_EQ(test.size(), 4);
+  Batch b = test.batch(0, 4, 0, 4);
+  EXPECT_EQ(b.inputs.f32()[3], -3.f);
+  EXPECT_EQ(b.labels.i64()[3], 2);
+  EXPECT_EQ(Dataset::open(dir.path.string()).size(), 10);  // the training split is unchanged
+}
+
 TEST(Dataset, NpyConversionsAndErrors) {
   TempDir dir("ffrt_data");
   if (have_numpy()) {

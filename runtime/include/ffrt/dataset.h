@@ -1,6 +1,7 @@
 // Training data: a Dataset gives each part the samples of its box of the batch, reading only those.
 //
-// Sources: a directory holding `inputs.npy` + `labels.npy` (first dim = samples), a directory of
+// Sources: a directory holding `inputs.npy` + `labels.npy` (first dim = samples; its test split, if
+// any, `test_inputs.npy` + `test_labels.npy`), a directory of
 // IDX files (MNIST / Fashion-MNIST: train-images-idx3-ubyte[.gz] + train-labels-idx1-ubyte[.gz],
 // the test split t10k-*), or synthetic data drawn by Philox. Iteration k of a batch size B takes
 // the samples k*B, ..., k*B + B - 1 of the data set, in order, wrapping at its end; a part asks for
@@ -60,7 +61,8 @@ struct Batch {
 
 class Dataset {
  public:
-  /// Opens a directory of inputs.npy + labels.npy (train split only) or of IDX files. Throws
+  /// Opens a directory of inputs.npy + labels.npy (test split: test_inputs.npy + test_labels.npy) or
+  /// of IDX files. Throws
   /// ffrt::Error naming the file that is missing, unreadable or of the wrong shape, and when the
   /// inputs and labels hold different numbers of samples.
   static Dataset open(const std::string& dir, Split split = Split::train);
