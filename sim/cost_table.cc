@@ -25,7 +25,11 @@ std::string extents(const Box& b) {
 void operands(std::string& key, std::string_view what, const std::vector<Operand>& v) {
   if (v.empty()) return;
   key += fmt::format(" {}=", what);
-  for (size_t i = 0; i < v.size(); ++i) key += (i ? "," : "") + (v[i].present() ? extents(v[i].box) : "-");
+  for (size_t i = 0; i < v.size(); ++i) {
+    // Appended piecewise: GCC 12's -Wrestrict misfires at -O3 on `const char* + std::string`.
+    if (i) key += ',';
+    key += v[i].present() ? extents(v[i].box) : "-";
+  }
 }
 
 std::string_view trim(std::string_view s) {

@@ -2,7 +2,7 @@
 // card, the math mode and what decides a kernel's time — op kind, kernel, dtype, attributes and
 // operand extents (`kernel_key`). Tables merge: a later entry for the same key replaces an earlier
 // one. MeasuredCostModel answers from the table where it can and from the analytical model
-// elsewhere. The format is in docs/simulator.md; `ffc profile` (issue 8) is to write it.
+// elsewhere. The format is in docs/simulator.md; `ffc profile` writes it (codegen/profile.h).
 #pragma once
 
 #include <map>

@@ -13,6 +13,8 @@ std::unique_ptr<Context, void (*)(Context*)> make_context(const ContextOptions& 
 
 const char* backend_name() { return "cpu"; }
 
+std::string device_name(Context&) { return "cpu"; }
+
 void set_op(Context&, const char*) {}
 
 }  // namespace ffrt

@@ -124,6 +124,12 @@ void* Context::workspace(size_t bytes) {
 
 const char* backend_name() { return "cuda"; }
 
+std::string device_name(Context& ctx) {
+  cudaDeviceProp prop{};
+  FFRT_CUDA(&ctx, cudaGetDeviceProperties(&prop, ctx.device));
+  return prop.name;
+}
+
 void set_op(Context& ctx, const char* name) { ctx.op = name ? name : ""; }
 
 std::shared_ptr<std::byte> allocate(Context& ctx, size_t bytes, bool zeroed) {

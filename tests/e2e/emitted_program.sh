@@ -33,6 +33,24 @@ if mpirun -np $((ranks + 1)) --oversubscribe "$work/build/$name" > "$work/wrong.
   echo "emitted_program: a run with the wrong rank count succeeded" >&2; exit 1
 fi
 grep -q "was compiled for $ranks ranks" "$work/wrong.log"
+# --trace writes the last iteration's timeline: every rank, its compute and host lanes (and its
+# phases on the communication lane), named as the Rank IR's instructions.
+mpirun -np "$ranks" --oversubscribe "$work/build/$name" --iterations 2 --trace "$work/trace.json" > "$work/trace.log"
+python3 - "$work/trace.json" "$ranks" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+ranks = int(sys.argv[2])
+x = [e for e in d["traceEvents"] if e.get("ph") == "X"]
+assert sorted({e["pid"] for e in x}) == list(range(ranks)), "ranks in the trace"
+for r in range(ranks):
+    lanes = {e["tid"] for e in x if e["pid"] == r}
+    assert {0, 2} <= lanes and lanes <= {0, 1, 2}, (r, lanes)
+assert any(e["name"].startswith("forward ") and e["tid"] == 0 for e in x), "no forward on the compute lane"
+assert all(e["dur"] >= 0 for e in x), "a negative duration"
+assert ranks == 1 or any(e["tid"] == 1 for e in x), "no phase on the communication lane"
+assert d["otherData"]["measured_iteration_us"] > 0
+print("emitted_program: --trace: %d events" % len(x))
+PY
 # --help lists the flags; an unknown flag is an error that points to it.
 mpirun -np "$ranks" --oversubscribe "$work/build/$name" --help > "$work/help.log" 2>&1
 grep -q -- "--cuda-graph" "$work/help.log"

@@ -1,7 +1,7 @@
 // ffc: the command-line driver. One subcommand per job of DESIGN.md §7.
 //
 // Exit codes: 0 success; 1 a user error (bad model, strategy or flags), with a message naming the
-// file, line or op; 2 a subcommand that is not built yet.
+// file, line or op.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -14,6 +14,7 @@
 #include "passes/pipeline.h"
 #include "tools/ffc/compile_cmd.h"
 #include "tools/ffc/load.h"
+#include "tools/ffc/profile_cmd.h"
 #include "tools/ffc/search_cmd.h"
 #include "tools/ffc/simulate_cmd.h"
 #include "tools/ffc/train_flags.h"
@@ -23,7 +24,6 @@ namespace ffc {
 namespace {
 
 constexpr int kExitUser = 1;
-constexpr int kExitNotBuilt = 2;
 
 struct CommonFlags {
   std::string model;
@@ -99,19 +99,13 @@ int cmd_strategy(const CommonFlags& f, const std::string& export_path) {
   return 0;
 }
 
-int not_built(std::string_view cmd, std::string_view what) {
-  std::fprintf(stderr, "ffc %.*s: not built yet (%.*s)\n", static_cast<int>(cmd.size()), cmd.data(),
-               static_cast<int>(what.size()), what.data());
-  return kExitNotBuilt;
-}
-
 int run(int argc, char** argv) {
   CLI::App app{"ffc: a compiler for distributed deep-learning training"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "help for every subcommand");
 
   CommonFlags f;
-  std::string export_path, out_dir, costs;
+  std::string export_path, costs;
   PipelineOptions popts;
   std::vector<std::string> print_after;
   bool rank_ir = false;
@@ -153,10 +147,9 @@ int run(int argc, char** argv) {
   SearchFlags searchflags;
   add_search_flags(search, searchflags);
 
-  auto* profile = app.add_subcommand("profile", "emit the program that measures operator costs");
-  add_model(profile, f);
-  add_devices(profile, f, true);
-  profile->add_option("-o,--output", out_dir, "output directory");
+  auto* profile = app.add_subcommand("profile", "emit the program that measures a model's kernels: a cost table for --costs");
+  ProfileFlags pflags;
+  add_profile_flags(profile, pflags);
 
   TrainFlags train;
   auto* runc = app.add_subcommand("run", "train a model serially on the CPU, printing each step's loss");
@@ -181,7 +174,7 @@ int run(int argc, char** argv) {
     if (verify->parsed()) return cmd_verify(vflags);
     if (simulate->parsed()) return cmd_simulate(sflags);
     if (search->parsed()) return cmd_search(searchflags);
-    if (profile->parsed()) return not_built("profile", "cost measurement comes with strategy search");
+    if (profile->parsed()) return cmd_profile(pflags);
     if (runc->parsed()) return cmd_run(train);
   } catch (const UserError& e) {
     std::fprintf(stderr, "%s\n", e.what());

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "ffrt/view.h"
@@ -44,6 +45,8 @@ struct ContextOptions {
 std::unique_ptr<Context, void (*)(Context*)> make_context(const ContextOptions& opts = {});
 /// The backend's name: "cpu" or "cuda".
 const char* backend_name();
+/// The device the context runs on: "cpu", or the GPU's name ("NVIDIA H100 80GB HBM3").
+std::string device_name(Context& ctx);
 /// Names the op whose kernels run next (the cuda backend's error messages name it). `name` must
 /// outlive the kernels' calls.
 void set_op(Context& ctx, const char* name);

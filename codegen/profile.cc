@@ -1,0 +1,149 @@
+// Codegen for ffc profile: the kernels to measure as a table the runtime's profiling driver runs.
+#include "codegen/profile.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "codegen/cxx.h"
+#include "exec/serial.h"
+#include "ir/op_table.h"
+
+namespace ffc {
+
+namespace {
+
+ProfileOperand present(const RankProgram& r, const Operand& o) {
+  const Buffer& b = r.buffers.at(o.buffer);
+  return {true, b.dtype, b.full, o.box, 0};
+}
+
+/// The range of ids an i64 input of `op` must lie in: what the synthetic data of the input op
+/// that produces it draws (the smallest of its readers' ranges), else the op's own.
+int64_t classes_of(const Graph& g, const Op& op, size_t input) {
+  const int producer = g.tensors.at(op.inputs.at(input)).producer;
+  if (producer >= 0 && g.ops[producer].kind == OpKind::input) return synthetic_classes(g, g.ops[producer]);
+  if (op.kind == OpKind::embedding) return op.attr_int("num_embeddings");
+  if (op.kind == OpKind::softmax_cross_entropy) return g.type(op.inputs[0]).shape.back().value;
+  return 1;
+}
+
+const char* kind_expr(InstrKind k) {
+  switch (k) {
+    case InstrKind::forward_stats: return "ffrt::ProfileKernel::forward_stats";
+    case InstrKind::backward_stats: return "ffrt::ProfileKernel::backward_stats";
+    case InstrKind::backward: return "ffrt::ProfileKernel::backward";
+    default: return "ffrt::ProfileKernel::forward";
+  }
+}
+
+std::string operand_expr(const ProfileOperand& o, bool gradient) {
+  if (!o.present && gradient) return "ffrt::absent()";
+  const std::string box = fmt::format("{}, {}, {}, {}", dtype_expr(o.dtype), ints(o.full), ints(lo_of(o.box)),
+                                      ints(size_of(o.box)));
+  if (!o.present) return fmt::format("ffrt::absent({})", box);
+  if (o.dtype == DType::i64) return fmt::format("ffrt::operand({}, {})", box, o.classes);
+  return fmt::format("ffrt::operand({})", box);
+}
+
+std::string kernel_fn(const ProfileSample& k, size_t index, int op_position) {
+  std::string s = fmt::format("// {} {}: {}\nffrt::ProfileKernel kernel_{}() {{\n  ffrt::ProfileKernel k;\n",
+                              instr_kind_name(k.kind), k.op.name, k.where, index);
+  s += fmt::format("  k.key = {};\n  k.kind = {};\n  k.op = {};  // {}\n", c_string(k.key), kind_expr(k.kind),
+                   op_position, k.op.name);
+  auto list = [&](const char* field, const std::vector<ProfileOperand>& v, bool gradient) {
+    if (v.empty()) return;
+    std::vector<std::string> items;
+    for (const ProfileOperand& o : v) items.push_back(operand_expr(o, gradient));
+    s += fmt::format("  k.{} = {{{}}};\n", field, fmt::join(items, ", "));
+  };
+  list("in", k.in, false);
+  list("out", k.out, false);
+  list("params", k.params, false);
+  list("saved", k.saved, false);
+  list("dout", k.dout, false);
+  list("din", k.din, true);
+  list("dparams", k.dparams, true);
+  if (k.stats.present) s += fmt::format("  k.stats = {};\n", operand_expr(k.stats, false));
+  if (!k.update_state) s += "  k.update_state = false;\n";
+  if (k.overwrite) s += fmt::format("  k.overwrite = {:#x};\n", k.overwrite);
+  return s + "  return k;\n}\n\n";
+}
+
+}  // namespace
+
+ProfileSample sample_kernel(const Graph& g, const Program& p, const RankProgram& r, const Instr& in, std::string key,
+                            std::string where) {
+  const Op& op = g.ops.at(in.op);
+  const BoundOp bound = bind_op(g, op, p.batch);
+  ProfileSample s;
+  s.key = std::move(key);
+  s.kind = in.kind;
+  s.op_index = in.op;
+  s.op = op;
+  s.where = std::move(where);
+  for (size_t i = 0; i < in.in.size(); ++i) {
+    if (in.in[i].present()) {
+      s.in.push_back(present(r, in.in[i]));
+      if (s.in.back().dtype == DType::i64) s.in.back().classes = classes_of(g, op, i);
+    } else {
+      s.in.push_back({false, g.type(op.inputs[i]).dtype, bound.in.at(i), in.in[i].box, 0});
+    }
+  }
+  for (const Operand& o : in.out) s.out.push_back(present(r, o));
+  for (const Operand& o : in.params) s.params.push_back(present(r, o));
+  for (const Operand& o : in.saved) s.saved.push_back(present(r, o));
+  for (size_t j = 0; j < in.dout.size(); ++j)
+    s.dout.push_back(in.dout[j].present() ? present(r, in.dout[j])
+                                          : ProfileOperand{false, DType::f32, bound.out.at(j), in.dout[j].box, 0});
+  for (const Operand& o : in.din) s.din.push_back(o.present() ? present(r, o) : ProfileOperand{});
+  for (const Operand& o : in.dparams) s.dparams.push_back(o.present() ? present(r, o) : ProfileOperand{});
+  if (in.stats.present()) s.stats = present(r, in.stats);
+  s.update_state = in.update_state;
+  s.overwrite = in.overwrite;
+  return s;
+}
+
+std::map<std::string, std::string> emit_profile_project(const std::vector<ProfileSample>& kernels,
+                                                        const ProfileEmitOptions& o) {
+  std::map<std::string, std::string> files;
+  const std::string header = fmt::format(
+      "//\n// Generated by ffc profile from {}. Do not edit: regenerate instead.\n", o.model_path);
+
+  // The ops the kernels run, in graph order.
+  std::map<int, const Op*> ops;
+  for (const ProfileSample& k : kernels) ops.emplace(k.op_index, &k.op);
+  std::map<int, int> position;
+  std::string s = "// The kernels to measure: the ops' descriptors, each kernel's operands and cost-table key.\n" +
+                  header + "#include \"ffrt/profile.h\"\n\nnamespace {\n\n";
+  for (const auto& [index, op] : ops) {
+    position[index] = static_cast<int>(position.size());
+    s += op_desc_fn(*op, static_cast<size_t>(index));
+  }
+  for (size_t i = 0; i < kernels.size(); ++i) s += kernel_fn(kernels[i], i, position.at(kernels[i].op_index));
+  s += "}  // namespace\n\nextern const ffrt::ProfileInfo kProfile;\n\nconst ffrt::ProfileInfo kProfile = [] {\n";
+  s += fmt::format("  ffrt::ProfileInfo p;\n  p.name = {};\n  p.about = {};\n", c_string(o.model),
+                   "R\"ffc(" + o.about + ")ffc\"");
+  if (!o.card.empty()) s += fmt::format("  p.card = {};\n", c_string(o.card));
+  if (o.tf32) s += "  p.tf32 = true;\n";
+  std::vector<std::string> calls;
+  for (const auto& [index, op] : ops) calls.push_back(fmt::format("op_{}()", index));
+  s += fmt::format("  p.ops = {{{}}};\n", fmt::join(calls, ", "));
+  s += "  p.kernels.reserve(" + std::to_string(kernels.size()) + ");\n";
+  for (size_t i = 0; i < kernels.size(); ++i) s += fmt::format("  p.kernels.push_back(kernel_{}());\n", i);
+  s += "  return p;\n}();\n";
+  files["kernels.cc"] = s;
+
+  files["main.cc"] = "// The program's entry: the runtime's profiling driver (ffrt/profile.h).\n" + header +
+                     "#include \"ffrt/profile.h\"\n\nextern const ffrt::ProfileInfo kProfile;\n\n"
+                     "int main(int argc, char** argv) { return ffrt::profile_main(argc, argv, kProfile); }\n";
+
+  files["CMakeLists.txt"] = cmake_project(
+      fmt::format("# {}: the program ffc profile generated from {}: it measures {} kernels on one device and\n"
+                  "# writes a cost table (ffc simulate --costs). Do not edit: regenerate.\n"
+                  "#   cmake -S . -B build && cmake --build build && build/{} --out costs.txt\n",
+                  o.name, o.model_path, kernels.size(), o.name),
+      o.name, {"main.cc", "kernels.cc"}, o.source_dir);
+  return files;
+}
+
+}  // namespace ffc
