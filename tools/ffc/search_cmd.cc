@@ -36,12 +36,7 @@ void add_search_flags(CLI::App* cmd, SearchFlags& f) {
   cmd->add_option("--beta", f.beta, "MCMC acceptance: a slower strategy with probability exp(-beta*(new-old)/old) (default 100)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("-o,--output", f.output, "write the strategy found (.pbtxt text, .pb binary)");
-  cmd->add_option("--machine", f.machine, "the machine: a preset (h100, h200) or a machine file (default h100)");
-  cmd->add_option("--math", f.math, "how convolutions and GEMMs compute, as the program's --math (default fp32)")
-      ->check(CLI::IsMember({"fp32", "tf32"}));
-  cmd->add_option("--costs", f.costs, "a measured cost table: its kernel times replace the analytical ones");
-  cmd->add_option("--optimizer", f.optimizer, "the optimizer the program is planned for, as ffc compile's (default adam)")
-      ->check(CLI::IsMember({"sgd", "momentum", "adam"}));
+  add_target_flags(cmd, f);
   cmd->add_option("--progress-every", f.progress_every, "MCMC: a progress line every this many proposals (default 100)")
       ->check(CLI::PositiveNumber);
   cmd->add_flag("-q,--quiet", f.quiet, "no progress lines on stderr");

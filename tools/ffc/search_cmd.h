@@ -6,10 +6,12 @@
 #include <cstdint>
 #include <string>
 
+#include "tools/ffc/simulate_cmd.h"
+
 namespace ffc {
 
-struct SearchFlags {
-  std::string model, machine, math = "fp32", costs, optimizer = "adam", output;
+struct SearchFlags : TargetFlags {
+  std::string model, output;
   std::string algorithm = "mcmc";  ///< mcmc | elimination
   std::string init = "dp";         ///< dp | elimination | a strategy file
   int devices = 0;

@@ -19,18 +19,22 @@
 
 namespace ffc {
 
-void add_simulate_flags(CLI::App* cmd, SimulateFlags& f) {
-  cmd->add_option("MODEL", f.model, "the model: a .ff file or an .onnx file")->required();
-  cmd->add_option("-s,--strategy", f.strategy, "a strategy file (.pb or .pbtxt); data parallel when absent");
-  cmd->add_option("-g,--devices", f.devices, "number of ranks, one per GPU (default: what the strategy names, or 1)")
-      ->check(CLI::Range(1, kMaxDevices));
-  cmd->add_option("-b,--batch-size", f.batch, "global batch size (default 64)")->check(CLI::PositiveNumber);
+void add_target_flags(CLI::App* cmd, TargetFlags& f) {
   cmd->add_option("--machine", f.machine, "the machine: a preset (h100, h200) or a machine file (default h100)");
   cmd->add_option("--math", f.math, "how convolutions and GEMMs compute, as the program's --math (default fp32)")
       ->check(CLI::IsMember({"fp32", "tf32"}));
   cmd->add_option("--costs", f.costs, "a measured cost table: its kernel times replace the analytical ones");
   cmd->add_option("--optimizer", f.optimizer, "the optimizer the program is planned for, as ffc compile's (default adam)")
       ->check(CLI::IsMember({"sgd", "momentum", "adam"}));
+}
+
+void add_simulate_flags(CLI::App* cmd, SimulateFlags& f) {
+  cmd->add_option("MODEL", f.model, "the model: a .ff file or an .onnx file")->required();
+  cmd->add_option("-s,--strategy", f.strategy, "a strategy file (.pb or .pbtxt); data parallel when absent");
+  cmd->add_option("-g,--devices", f.devices, "number of ranks, one per GPU (default: what the strategy names, or 1)")
+      ->check(CLI::Range(1, kMaxDevices));
+  cmd->add_option("-b,--batch-size", f.batch, "global batch size (default 64)")->check(CLI::PositiveNumber);
+  add_target_flags(cmd, f);
   cmd->add_option("--trace", f.trace, "write the simulated iteration as Chrome trace-event JSON (Perfetto)");
   cmd->add_flag("--time", f.time, "report the CPU time of the middle end and of one simulation on stderr");
 }

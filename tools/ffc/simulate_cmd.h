@@ -8,8 +8,15 @@
 
 namespace ffc {
 
-struct SimulateFlags {
-  std::string model, strategy, machine, math = "fp32", trace, costs, optimizer = "adam";
+/// What a prediction is for, beyond the model and strategy: the machine, the math mode, measured
+/// costs and the optimizer state the plan makes room for (ffc simulate's and ffc search's flags).
+struct TargetFlags {
+  std::string machine, math = "fp32", costs, optimizer = "adam";
+};
+void add_target_flags(CLI::App* cmd, TargetFlags& f);
+
+struct SimulateFlags : TargetFlags {
+  std::string model, strategy, trace;
   int devices = 0;
   int64_t batch = 64;
   bool time = false;  ///< report the CPU time of the middle end and of one simulation on stderr
