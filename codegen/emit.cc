@@ -260,10 +260,10 @@ std::map<std::string, std::string> emit_project(const Graph& g, const Program& p
   m += "};\n\nconst ffrt::ModelInfo kModel = [] {\n  ffrt::ModelInfo m;\n";
   m += fmt::format("  m.name = \"{}\";\n  m.strategy = {};\n  m.ranks = {};\n  m.batch = {};\n", o.name,
                    raw_string(o.strategy_table), p.num_ranks, p.batch);
-  // Dropout draws a new mask every step: a recorded step (--cuda-graph) would repeat one.
+  // An op that draws new random numbers every step cannot be replayed from a recorded step.
   for (const Op& op : g.ops)
-    if (op.kind == OpKind::dropout && op_desc(op).rate > 0.f) {
-      m += fmt::format("  m.graph_blocker = {};\n", c_string(fmt::format("op '{}' (dropout)", op.name)));
+    if (op.info().random_per_step) {
+      m += fmt::format("  m.graph_blocker = {};\n", c_string(fmt::format("op '{}' ({})", op.name, op.info().name)));
       break;
     }
   std::vector<std::string> groups;

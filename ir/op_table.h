@@ -106,6 +106,10 @@ struct OpInfo {
   /// matches (ffrt::count_correct).
   bool scores_predictions = false;
 
+  /// Whether the op's kernels draw new random numbers every training step (dropout's masks), so
+  /// that a recorded step (the emitted program's --cuda-graph) cannot be replayed.
+  bool random_per_step = false;
+
   /// The state a part's forward saves for its backward (statistics, pre-activations), as boxes of
   /// tensors whose extents are those of the whole op's (the part = the whole parallel shape).
   /// Null: none.

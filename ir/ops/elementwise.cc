@@ -98,6 +98,7 @@ const OpInfo& elementwise_dropout() {
         return unary_infer(op, in, d);
       },
       .input_box = same_box,
+      .random_per_step = true,
   };
   return info;
 }
