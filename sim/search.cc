@@ -208,12 +208,6 @@ OpCosts measure_op_costs(Evaluator& ev, const SearchSpace& s) {
   }
   // Per op, the partition of each candidate (one, data parallel, for ops not searched).
   std::vector<std::vector<OpParts>> parts(ops);
-  // The statistics phases of split-statistics ops, by their names (passes/communicate.cc).
-  std::unordered_map<std::string, int> stats_owner;
-  for (int o = 0; o < ops; ++o) {
-    stats_owner.emplace(g.ops[o].name + " statistics", o);
-    stats_owner.emplace(g.ops[o].name + " backward statistics", o);
-  }
   for (int round = 0; round < static_cast<int>(rounds); ++round) {
     std::vector<int> choice(ops, -1);
     for (int op : s.ops) choice[op] = round % static_cast<int>(s.configs[op].size());
@@ -231,14 +225,21 @@ OpCosts measure_op_costs(Evaluator& ev, const SearchSpace& s) {
     std::vector<double> sync(ops, 0.0);
     std::vector<double> grad_bytes(ops, 0.0);
     std::vector<bool> seen(p.phases.size(), false);
-    for (const RankProgram& rp : p.ranks)
+    for (const RankProgram& rp : p.ranks) {
+      // A statistics buffer belongs to the op whose kernels read or write it.
+      std::vector<int> stats_op(rp.buffers.size(), -1);
+      for (const Instr& in : rp.step)
+        if (in.stats.present() && in.op >= 0)
+          stats_op[in.stats.buffer] = in.op;
       for (const Instr& in : rp.step) {
         if (in.kind != InstrKind::comm || seen[in.phase]) continue;
         seen[in.phase] = true;
         const double cost = c.costs.phase_cost[in.phase];
-        auto it = stats_owner.find(p.phases[in.phase].note);
-        if (it != stats_owner.end()) {
-          sync[it->second] += cost;
+        int owner = -1;
+        for (const CommOp& op : in.comm)
+          if (op.dst.present() && stats_op[op.dst.buffer] >= 0) owner = stats_op[op.dst.buffer];
+        if (owner >= 0) {
+          sync[owner] += cost;
           continue;
         }
         std::fill(grad_bytes.begin(), grad_bytes.end(), 0.0);
@@ -254,6 +255,7 @@ OpCosts measure_op_costs(Evaluator& ev, const SearchSpace& s) {
         if (total > 0)
           for (int o = 0; o < ops; ++o) sync[o] += cost * grad_bytes[o] / total;
       }
+    }
     for (int o = 0; o < ops; ++o) {
       if (node_of[o] < 0) {
         if (round == 0) parts[o].push_back(c.compiled.partition.ops[o]);
