@@ -9,25 +9,20 @@ namespace ffc {
 
 namespace {
 
-/// Whether an instruction reads or writes buffer b. A backward_stats lists its op's input gradients
-/// but neither reads nor writes them.
-bool touches(const Instr& in, int b) {
-  bool hit = false;
-  for_each_operand(in, [&](const Operand& o) { hit = hit || o.buffer == b; });
-  if (hit && in.kind == InstrKind::backward_stats) {
-    hit = false;
-    Instr rest = in;
-    rest.din.clear();
-    for_each_operand(rest, [&](const Operand& o) { hit = hit || o.buffer == b; });
-  }
-  return hit;
-}
-
 /// How many of an instruction's operands name buffer b.
 int uses(const Instr& in, int b) {
   int n = 0;
   for_each_operand(in, [&](const Operand& o) { n += o.buffer == b; });
   return n;
+}
+
+/// Whether an instruction reads or writes buffer b. A backward_stats lists its op's input gradients
+/// but neither reads nor writes them.
+bool touches(const Instr& in, int b) {
+  int listed_only = 0;
+  if (in.kind == InstrKind::backward_stats)
+    for (const Operand& o : in.din) listed_only += o.buffer == b;
+  return uses(in, b) > listed_only;
 }
 
 /// Makes instruction `in` the first write of the whole buffer b, if it can be: true when done.
