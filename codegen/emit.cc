@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <set>
 
 #include "codegen/cxx.h"
@@ -42,19 +43,65 @@ std::vector<std::string> buffer_idents(const RankProgram& r) {
   return ids;
 }
 
+/// The batch dims of a graph tensor's shape (bit d: dim d is N).
+uint32_t batch_dims_of(const Shape& s) {
+  uint32_t m = 0;
+  for (size_t d = 0; d < s.size(); ++d)
+    if (s[d].batch) m |= 1u << d;
+  return m;
+}
+
+/// The greatest common divisor of the compiled batch and every coordinate and extent the emitted
+/// code gives along a batch dim. The program runs a global batch b when every such number q scales
+/// to an integer q * b / batch: when b is a multiple of batch / gcd (ModelInfo::batch_unit).
+class BatchUnit {
+ public:
+  explicit BatchUnit(int64_t batch) : gcd_(batch), batch_(batch) {}
+  void add(uint32_t dims, const std::vector<int64_t>& v) {
+    for (size_t d = 0; d < v.size(); ++d)
+      if (dims >> d & 1u) gcd_ = std::gcd(gcd_, v[d]);
+  }
+  void add(uint32_t dims, const Box& box) {
+    add(dims, lo_of(box));
+    add(dims, size_of(box));
+  }
+  int64_t unit() const { return batch_ / gcd_; }
+
+ private:
+  int64_t gcd_, batch_;
+};
+
 class RankEmitter {
  public:
-  RankEmitter(const Graph& g, const Program& p, const RankProgram& r, const std::vector<int>& input_index)
-      : g_(g), p_(p), r_(r), ids_(buffer_idents(r)), input_index_(input_index) {}
+  RankEmitter(const Graph& g, const Program& p, const RankProgram& r, const std::vector<int>& input_index,
+              BatchUnit& unit)
+      : g_(g), p_(p), r_(r), ids_(buffer_idents(r)), input_index_(input_index), unit_(unit) {}
 
   std::string operand(const Operand& o) const {
     const Buffer& b = r_.buffers.at(o.buffer);
     if (o.box == b.box) return fmt::format("R.whole({})", ids_[o.buffer]);
+    unit_.add(b.batch_dims, o.box);
     return fmt::format("R.view({}, {}, {})", ids_[o.buffer], ints(lo_of(o.box)), ints(size_of(o.box)));
   }
-  static std::string absent(DType t, const std::vector<int64_t>& full, const Box& box) {
-    return fmt::format("ffrt::Runner::absent({}, {}, {}, {})", dtype_expr(t), ints(full), ints(lo_of(box)),
+  /// An operand with no data: a box of a tensor whose batch dims are `dims`.
+  std::string absent(DType t, uint32_t dims, const std::vector<int64_t>& full, const Box& box) const {
+    unit_.add(dims, full);
+    unit_.add(dims, box);
+    return fmt::format("R.absent({}, {:#x}, {}, {}, {})", dtype_expr(t), dims, ints(full), ints(lo_of(box)),
                        ints(size_of(box)));
+  }
+  /// A buffer's definition (its memory plan offset and box).
+  std::string buffer_def(size_t i) const {
+    const Buffer& b = r_.buffers[i];
+    // Persistent memory is planned once for every batch.
+    FFC_CHECK(!is_persistent(b.role) || b.batch_dims == 0);
+    unit_.add(b.batch_dims, b.full);
+    unit_.add(b.batch_dims, b.box);
+    return fmt::format("const ffrt::Buf {}{{{}, {}, {}, {}, {}, {}, {}{}}};  // {} ({})\n", ids_[i], b.offset,
+                       is_persistent(b.role) ? "true" : "false", dtype_expr(b.dtype), b.box.rank(), ints(b.full),
+                       ints(lo_of(b.box)), ints(size_of(b.box)),
+                       b.batch_dims ? fmt::format(", {:#x}", b.batch_dims) : std::string(), b.name,
+                       buffer_role_name(b.role));
   }
 
   /// Step instructions [from, end) as one function's body (forward(): from 0; step(): from the
@@ -126,11 +173,16 @@ class RankEmitter {
       s += fmt::format("    v.{} = {{{}}};\n", field, fmt::join(items, ", "));
     };
     auto never = [](size_t) -> std::string { FFC_INTERNAL_ERROR("an absent operand where every one is needed"); };
-    list("in", in.in, [&](size_t i) { return absent(g_.type(op.inputs[i]).dtype, bound.in[i], in.in[i].box); });
+    list("in", in.in, [&](size_t i) {
+      const TensorType& t = g_.type(op.inputs[i]);
+      return absent(t.dtype, batch_dims_of(t.shape), bound.in[i], in.in[i].box);
+    });
     list("out", in.out, never);
     list("params", in.params, never);
     list("saved", in.saved, never);
-    list("dout", in.dout, [&](size_t j) { return absent(DType::f32, bound.out[j], in.dout[j].box); });
+    list("dout", in.dout, [&](size_t j) {
+      return absent(DType::f32, batch_dims_of(g_.type(op.outputs[j]).shape), bound.out[j], in.dout[j].box);
+    });
     list("din", in.din, [](size_t) { return std::string("std::nullopt"); });
     list("dparams", in.dparams, [](size_t) { return std::string("std::nullopt"); });
     if (in.stats.present()) s += fmt::format("    v.stats = {};\n", operand(in.stats));
@@ -166,7 +218,7 @@ class RankEmitter {
         case CommKind::all_gather: {
           const Buffer& b = r_.buffers.at(c.dst.buffer);
           std::vector<std::string> pieces;
-          for (const Box& piece : c.pieces) pieces.push_back(absent(b.dtype, b.full, piece));
+          for (const Box& piece : c.pieces) pieces.push_back(absent(b.dtype, b.batch_dims, b.full, piece));
           s += fmt::format("{}{}.all_gather({}, {}, {{{}}}, {});\n", ind, ph, operand(c.src), operand(c.dst),
                            fmt::join(pieces, ", "), c.group);
           break;
@@ -181,16 +233,11 @@ class RankEmitter {
   const RankProgram& r_;
   std::vector<std::string> ids_;
   const std::vector<int>& input_index_;
+  BatchUnit& unit_;
 
  public:
   const std::vector<std::string>& ids() const { return ids_; }
 };
-
-std::string buffer_def(const Buffer& b, const std::string& id) {
-  return fmt::format("const ffrt::Buf {}{{{}, {}, {}, {}, {}, {}, {}}};  // {} ({})\n", id, b.offset,
-                     is_persistent(b.role) ? "true" : "false", dtype_expr(b.dtype), b.box.rank(), ints(b.full),
-                     ints(lo_of(b.box)), ints(size_of(b.box)), b.name, buffer_role_name(b.role));
-}
 
 const char* init_expr(Init i) {
   switch (i) {
@@ -232,15 +279,16 @@ std::map<std::string, std::string> emit_project(const Graph& g, const Program& p
   files["model.h"] = h;
 
   // rank_K.cc: buffers and straight-line programs.
+  BatchUnit unit(p.batch);
   for (const RankProgram& r : p.ranks) {
-    RankEmitter e(g, p, r, input_index);
+    RankEmitter e(g, p, r, input_index, unit);
     std::string s = header_comment(o, fmt::format("Rank {} of {}: its buffers (offsets from the memory plan: "
                                                   "persistent {} B, arena {} B) and programs.",
                                                   r.rank, p.num_ranks, r.persistent_bytes, r.arena_bytes)
                                           .c_str());
     s += "#include <optional>\n\n#include \"model.h\"\n\n";
     s += fmt::format("namespace rank{} {{\n\n", r.rank);
-    for (size_t b = 0; b < r.buffers.size(); ++b) s += buffer_def(r.buffers[b], e.ids()[b]);
+    for (size_t b = 0; b < r.buffers.size(); ++b) s += e.buffer_def(b);
     s += "\n// Once, before the first iteration.\nvoid setup(ffrt::Runner& R) {\n";
     for (const Instr& in : r.setup) s += e.instr(in);
     s += "}\n\n// The forward, up to the whole loss (evaluation runs it alone).\nvoid forward(ffrt::Runner& R) {\n";
@@ -258,8 +306,8 @@ std::map<std::string, std::string> emit_project(const Graph& g, const Program& p
   m += "}  // namespace\n\nconst std::vector<ffrt::OpDesc> kOps = {";
   for (size_t i = 0; i < g.ops.size(); ++i) m += fmt::format("{}op_{}()", i ? ", " : "", i);
   m += "};\n\nconst ffrt::ModelInfo kModel = [] {\n  ffrt::ModelInfo m;\n";
-  m += fmt::format("  m.name = \"{}\";\n  m.strategy = {};\n  m.ranks = {};\n  m.batch = {};\n", o.name,
-                   raw_string(o.strategy_table), p.num_ranks, p.batch);
+  m += fmt::format("  m.name = \"{}\";\n  m.strategy = {};\n  m.ranks = {};\n  m.batch = {};\n  m.batch_unit = {};\n",
+                   o.name, raw_string(o.strategy_table), p.num_ranks, p.batch, unit.unit());
   // An op that draws new random numbers every step cannot be replayed from a recorded step.
   for (const Op& op : g.ops)
     if (op.info().random_per_step) {

@@ -50,6 +50,10 @@ struct Buffer {
   int tensor = -1;            ///< the graph tensor (activation, gradient)
   int param = -1;             ///< the program's parameter (param, param_grad, optim_state)
   int64_t offset = -1;        ///< memory plan: byte offset in its region (persistent or arena)
+  /// Bit d: dim d is the batch N bound to the program's batch. Its extents and coordinates (full,
+  /// box, and those of every operand of the buffer) are proportional to the global batch, which is
+  /// how an emitted program runs another batch than the compiled one.
+  uint32_t batch_dims = 0;
 
   int64_t bytes() const;
 };

@@ -50,7 +50,7 @@ class Lowerer {
  private:
   // ---- buffers -----------------------------------------------------------------------------------
   int new_buffer(int rank, std::string name, BufferRole role, DType dtype, std::vector<int64_t> full, Box box,
-                 int tensor = -1, int param = -1) {
+                 int tensor = -1, int param = -1, uint32_t batch_dims = 0) {
     RankProgram& r = out_.ranks[rank];
     std::string unique = name;
     for (int i = 2; names_[rank].count(unique); ++i) unique = fmt::format("{}.{}", name, i);
@@ -63,6 +63,13 @@ class Lowerer {
     b.box = std::move(box);
     b.tensor = tensor;
     b.param = param;
+    b.batch_dims = batch_dims;
+    if (tensor >= 0) {
+      const Shape& shape = g_.type(tensor).shape;
+      FFC_CHECK(shape.size() == b.full.size());
+      for (size_t d = 0; d < shape.size(); ++d)
+        if (shape[d].batch) b.batch_dims |= 1u << d;
+    }
     r.buffers.push_back(std::move(b));
     return static_cast<int>(r.buffers.size()) - 1;
   }
@@ -377,6 +384,15 @@ void Lowerer::forward_op(int o) {
 
   // Parameters, saved state and outputs.
   std::vector<std::vector<int64_t>> saved_full = op_saved_extents(bound);
+  // Saved state has no graph tensor: its batch dims are those that double with the batch.
+  std::vector<uint32_t> saved_batch(saved_full.size(), 0);
+  const std::vector<std::vector<int64_t>> doubled = op_saved_extents(bind_op(g_, op, 2 * p_.batch));
+  for (size_t j = 0; j < saved_full.size(); ++j)
+    for (size_t d = 0; d < saved_full[j].size(); ++d)
+      if (doubled.at(j).at(d) != saved_full[j][d]) {
+        FFC_CHECK(doubled[j][d] == 2 * saved_full[j][d]);
+        saved_batch[j] |= 1u << d;
+      }
   std::set<std::tuple<int, size_t, BoxKey>> state_owner;  // (rank, param, block) already updated by a part
   for (size_t k = 0; k < n; ++k) {
     const Part& part = parts.parts[k];
@@ -390,7 +406,8 @@ void Lowerer::forward_op(int o) {
     instrs[k].update_state = owns_state;
     for (size_t j = 0; j < part.saved.size(); ++j)
       instrs[k].saved.push_back(whole(r, new_buffer(r, fmt::format("{}.p{}.saved{}", op.name, k, j), BufferRole::saved,
-                                                    DType::f32, saved_full[j], part.saved[j])));
+                                                    DType::f32, saved_full[j], part.saved[j], -1, -1,
+                                                    saved_batch[j])));
     for (size_t j = 0; j < op.outputs.size(); ++j) {
       const TensorId t = op.outputs[j];
       BufferRole role = info.partial_output ? BufferRole::loss : BufferRole::activation;

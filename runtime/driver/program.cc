@@ -19,18 +19,19 @@ namespace ffrt {
 
 namespace {
 
-View make(void* base, const Buf& b, const int64_t* lo, const int64_t* size) {
-  const View whole = make_view(static_cast<std::byte*>(base) + b.offset, b.dtype, b.rank, b.full, b.lo, b.size);
-  return sub_view(whole, lo, size);
-}
+/// How many times the arena's plan a run of global batch `batch` needs (its offsets scale by it).
+int64_t arena_growth(const ModelInfo& m, int64_t batch) { return batch <= m.batch ? 1 : (batch + m.batch - 1) / m.batch; }
 
 }  // namespace
 
 Runner::Runner(const ModelInfo& m, Comm& comm, const RunOptions& opts)
-    : m_(m), comm_(comm), opts_(opts), ctx_(make_context({opts.threads, comm.local_rank(), comm.rank(), opts.tf32})) {
+    : m_(m), comm_(comm), opts_(opts), batch_(opts.batch > 0 ? opts.batch : m.batch), growth_(arena_growth(m, batch_)),
+      ctx_(make_context({opts.threads, comm.local_rank(), comm.rank(), opts.tf32})) {
+  if (batch_ != m_.batch && (m_.batch_unit <= 0 || batch_ % m_.batch_unit != 0))
+    throw Error("program: a global batch of " + std::to_string(batch_) + " does not split as the strategy does");
   const ModelInfo::Rank& r = m_.rank_programs.at(comm_.rank());
   persistent_ = allocate(*ctx_, static_cast<size_t>(r.persistent_bytes));
-  arena_ = allocate(*ctx_, static_cast<size_t>(r.arena_bytes));
+  arena_ = allocate(*ctx_, static_cast<size_t>(r.arena_bytes * growth_));
   info_.seed = opts.seed;
   if (!opts_.dataset.empty()) {
     data_ = std::make_unique<Dataset>(Dataset::open(opts_.dataset, Split::train));
@@ -38,7 +39,7 @@ Runner::Runner(const ModelInfo& m, Comm& comm, const RunOptions& opts)
     source_ = data_.get();
     for (int i = 0; i < opts_.loaders; ++i)
       loader_data_.push_back(std::make_unique<Dataset>(Dataset::open(opts_.dataset, Split::train)));
-    if (opts_.epochs > 0) opts_.iterations = opts_.epochs * ((data_->size() + m_.batch - 1) / m_.batch);
+    if (opts_.epochs > 0) opts_.iterations = opts_.epochs * ((data_->size() + batch_ - 1) / batch_);
   }
 }
 
@@ -58,19 +59,40 @@ void Runner::check_dataset(const Dataset& d) const {
   }
 }
 
-View Runner::whole(const Buf& b) const {
-  return make(b.persistent ? persistent_.get() : arena_.get(), b, b.lo, b.size);
+View Runner::make(const Buf& b, const int64_t* lo, const int64_t* size) const {
+  std::byte* base = static_cast<std::byte*>(b.persistent ? persistent_.get() : arena_.get());
+  const int64_t offset = b.persistent ? b.offset : b.offset * growth_;
+  if (!b.batch || batch_ == m_.batch)
+    return sub_view(make_view(base + offset, b.dtype, b.rank, b.full, b.lo, b.size), lo, size);
+  // Another batch: the batch dims' extents and coordinates scale with it (exactly: batch_unit).
+  int64_t full[kMaxRank], blo[kMaxRank], bsize[kMaxRank], vlo[kMaxRank], vsize[kMaxRank];
+  for (int d = 0; d < b.rank; ++d) {
+    const bool n = b.batch >> d & 1u;
+    auto scale = [&](int64_t q) { return n ? q * batch_ / m_.batch : q; };
+    full[d] = scale(b.full[d]), blo[d] = scale(b.lo[d]), bsize[d] = scale(b.size[d]);
+    vlo[d] = scale(lo[d]), vsize[d] = scale(size[d]);
+  }
+  return sub_view(make_view(base + offset, b.dtype, b.rank, full, blo, bsize), vlo, vsize);
 }
+
+View Runner::whole(const Buf& b) const { return make(b, b.lo, b.size); }
 
 View Runner::view(const Buf& b, std::initializer_list<int64_t> lo, std::initializer_list<int64_t> size) const {
   if (static_cast<int>(lo.size()) != b.rank || static_cast<int>(size.size()) != b.rank)
     throw Error("program: a view of the wrong rank");
-  return make(b.persistent ? persistent_.get() : arena_.get(), b, lo.begin(), size.begin());
+  return make(b, lo.begin(), size.begin());
 }
 
-View Runner::absent(DType dtype, std::initializer_list<int64_t> full, std::initializer_list<int64_t> lo,
-                    std::initializer_list<int64_t> size) {
-  View v = make_view(nullptr, dtype, static_cast<int>(full.size()), full.begin(), lo.begin(), size.begin());
+View Runner::absent(DType dtype, uint32_t batch, std::initializer_list<int64_t> full, std::initializer_list<int64_t> lo,
+                    std::initializer_list<int64_t> size) const {
+  const int rank = static_cast<int>(full.size());
+  int64_t f[kMaxRank], l[kMaxRank], s[kMaxRank];
+  for (int d = 0; d < rank; ++d) {
+    const bool n = batch >> d & 1u;
+    auto scale = [&](int64_t q) { return n ? q * batch_ / m_.batch : q; };
+    f[d] = scale(full.begin()[d]), l[d] = scale(lo.begin()[d]), s[d] = scale(size.begin()[d]);
+  }
+  View v = make_view(nullptr, dtype, rank, f, l, s);
   v.data = nullptr;
   return v;
 }
@@ -104,8 +126,8 @@ void Runner::load_now(int input, const View& v) {
   }
   View shifted = v;
   if (shifted.rank > 0) {
-    shifted.lo[0] += info_.step * m_.batch;
-    shifted.full[0] += info_.step * m_.batch;
+    shifted.lo[0] += info_.step * batch_;
+    shifted.full[0] += info_.step * batch_;
   }
   fill_synthetic(*ctx_, key_of(in.name.c_str(), opts_.seed), in.dtype == DType::i64 ? in.classes : 0, shifted);
 }
@@ -135,7 +157,7 @@ HostArray Runner::rows_of(const InputEntry& in, const View& v) {
     if (ahead_[loader].valid()) ahead_rows_[loader] = ahead_[loader].get();
     return std::move(ahead_rows_[loader].at(k / ahead_.size()));
   }
-  return read_rows(*source_, in, info_.step, m_.batch, v.lo[0], v.size[0], rows);
+  return read_rows(*source_, in, info_.step, batch_, v.lo[0], v.size[0], rows);
 }
 
 void Runner::read_ahead(int64_t step) {
@@ -147,7 +169,7 @@ void Runner::read_ahead(int64_t step) {
     ahead_.push_back(std::async(std::launch::async, [this, i, loaders, step] {
       std::vector<HostArray> out;
       for (size_t k = i; k < loads_.size(); k += loaders)
-        out.push_back(read_rows(*loader_data_[i], *loads_[k].in, step, m_.batch, loads_[k].lo, loads_[k].n, loads_[k].rows));
+        out.push_back(read_rows(*loader_data_[i], *loads_[k].in, step, batch_, loads_[k].lo, loads_[k].n, loads_[k].rows));
       return out;
     }));
   ahead_step_ = step;
@@ -190,10 +212,10 @@ double Runner::evaluate() {
   source_ = &test;
   evaluating_ = true;
   info_.training = false;
-  const int64_t n = test.size(), batches = (n + m_.batch - 1) / m_.batch;
+  const int64_t n = test.size(), batches = (n + batch_ - 1) / batch_;
   for (int64_t b = 0; b < batches; ++b) {
     info_.step = b;
-    valid_rows_ = std::min(m_.batch, n - b * m_.batch);
+    valid_rows_ = std::min(batch_, n - b * batch_);
     r.forward(*this);
   }
   const View count = make_view(correct_.get(), DType::f64, 0, nullptr, nullptr, nullptr);
@@ -258,7 +280,7 @@ float Runner::run() {
     if (k + 1 < opts_.iterations) read_ahead(info_.step + 1);
     download(*ctx_, whole(*r.loss), make_view(&loss, DType::f32, 0, nullptr, nullptr, nullptr));
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double rate = static_cast<double>((k + 1) * m_.batch) / s;
+    const double rate = static_cast<double>((k + 1) * batch_) / s;
     if (comm_.rank() == 0) {
       if ((k + 1) % opts_.print_freq == 0 || k + 1 == opts_.iterations) {
         const double eta = s / static_cast<double>(k + 1) * static_cast<double>(opts_.iterations - k - 1);
@@ -473,7 +495,7 @@ constexpr const char* kUsage = R"(usage: mpirun -np RANKS %s [flags]
 Trains the model on the strategy it was compiled for (one rank per device of the strategy).
   -e, --epochs N         passes over the data set (-d); overrides --iterations
   --iterations N         training iterations (default 10)
-  -b, --batch-size N     the global batch: must be the compiled one (%lld)
+  -b, --batch-size N     the global batch (default %lld, the compiled one): a multiple of %lld
   --lr X  --momentum X  --wd X  --optimizer sgd|adam
                          the optimizer (default sgd, lr 0.01, no momentum, no weight decay)
   -d, --dataset DIR      IDX files (MNIST, Fashion-MNIST) or inputs.npy + labels.npy; synthetic without
@@ -501,7 +523,9 @@ int run_main(int argc, char** argv, const ModelInfo& m) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") {
-      if (comm->rank() == 0) std::printf(kUsage, m.name.c_str(), static_cast<long long>(m.batch));
+      if (comm->rank() == 0)
+        std::printf(kUsage, m.name.c_str(), static_cast<long long>(m.batch),
+                    static_cast<long long>(m.batch_unit > 0 ? m.batch_unit : m.batch));
       return 0;
     }
     auto value = [&]() -> std::string {
@@ -522,10 +546,14 @@ int run_main(int argc, char** argv, const ModelInfo& m) {
         o.tf32 = v == "tf32";
       }
       else if (a == "-b" || a == "--batch-size") {
-        const int64_t b = std::stoll(value());
-        if (b != m.batch)
-          usage_error(*comm, "this program was compiled for a global batch of " + std::to_string(m.batch) +
-                                 "; recompile with ffc compile -b " + std::to_string(b));
+        o.batch = std::stoll(value());
+        // The strategy splits the batch into parts: another batch must split the same way.
+        const int64_t unit = m.batch_unit > 0 ? m.batch_unit : m.batch;
+        if (o.batch != m.batch && (o.batch <= 0 || o.batch % unit != 0))
+          usage_error(*comm, "-b " + std::to_string(o.batch) + ": the strategy splits the global batch into parts " +
+                                 "of whole samples; the batch must be a multiple of " + std::to_string(unit) +
+                                 " (compiled for " + std::to_string(m.batch) + "), or recompile with ffc compile -b " +
+                                 std::to_string(o.batch));
       } else if (a == "--lr") o.lr = std::stof(value());
       else if (a == "--wd") o.weight_decay = std::stof(value());
       else if (a == "--momentum") o.momentum = std::stof(value());
@@ -565,13 +593,16 @@ int run_main(int argc, char** argv, const ModelInfo& m) {
     groups.push_back(all);
     comm->create_groups(groups);
     if (comm->rank() == 0) {
-      std::printf("%s on %d rank%s (%s backend), global batch %lld\n%s", m.name.c_str(), m.ranks, m.ranks == 1 ? "" : "s", backend_name(),
-                  static_cast<long long>(m.batch), m.strategy.c_str());
-      for (int r = 0; r < m.ranks; ++r)
-        std::printf("rank %d: planned memory %.2f MiB (persistent %.2f, arena %.2f)\n", r,
-                    static_cast<double>(m.rank_programs[r].persistent_bytes + m.rank_programs[r].arena_bytes) / (1 << 20),
-                    static_cast<double>(m.rank_programs[r].persistent_bytes) / (1 << 20),
-                    static_cast<double>(m.rank_programs[r].arena_bytes) / (1 << 20));
+      const int64_t batch = o.batch > 0 ? o.batch : m.batch;
+      std::printf("%s on %d rank%s (%s backend), global batch %lld%s\n%s", m.name.c_str(), m.ranks, m.ranks == 1 ? "" : "s",
+                  backend_name(), static_cast<long long>(batch),
+                  batch == m.batch ? "" : (" (compiled for " + std::to_string(m.batch) + ")").c_str(), m.strategy.c_str());
+      for (int r = 0; r < m.ranks; ++r) {
+        const double persistent = static_cast<double>(m.rank_programs[r].persistent_bytes) / (1 << 20);
+        const double arena = static_cast<double>(m.rank_programs[r].arena_bytes * arena_growth(m, batch)) / (1 << 20);
+        std::printf("rank %d: planned memory %.2f MiB (persistent %.2f, arena %.2f)\n", r, persistent + arena,
+                    persistent, arena);
+      }
       std::fflush(stdout);
     }
     Runner runner(m, *comm, o);

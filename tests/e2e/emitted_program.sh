@@ -5,7 +5,8 @@
 # weights ffc verify saves. Compiling twice must give byte-identical files. Then, from that
 # checkpoint (--load), the program's losses must match `ffc run --load`'s; with a data set (-d),
 # ffc verify's on the same data; saved under the compiled strategy and loaded into a data-parallel
-# program on 2 ranks, the run continues as if uninterrupted.
+# program on 2 ranks, the run continues as if uninterrupted. Run at another global batch (-b), its
+# losses match the serial trainer's at that batch.
 # usage: emitted_program.sh FFC WORKDIR MODEL STRATEGY RANKS BATCH ITERATIONS [DATASET]
 set -euo pipefail
 ffc=$1 work=$2 model=$3 strategy=$4 ranks=$5 batch=$6 iters=$7 data=${8:-}
@@ -68,6 +69,25 @@ same_losses() {  # same_losses A B WHAT: equal within 1e-4 (relative to max(1, |
     END { if (n == 0) { print "emitted_program: " what ": no losses" > "/dev/stderr"; bad = 1 }
           if (!bad) print "emitted_program: " what ": " n " losses match"; exit bad }'
 }
+
+# -b at run time: a global batch that the strategy's parts divide (--help says the unit), smaller
+# than the compiled one or larger (the arena's plan grows), trains as the serial trainer does at
+# that batch; any other batch is a clear error before any work.
+unit=$(sed -n 's/.*: a multiple of \([0-9]*\).*/\1/p' "$work/help.log")
+[ -n "$unit" ] && [ "$unit" -ge 1 ] || { echo "emitted_program: --help gives no batch unit" >&2; exit 1; }
+for b in $((batch > unit ? unit : batch)) $((batch + unit)); do
+  mpirun -np "$ranks" --oversubscribe "$work/build/$name" -b "$b" --iterations 3 --lr 0.05 --momentum 0.9 \
+    > "$work/batch$b.log"
+  grep -q "global batch $b" "$work/batch$b.log"
+  "$ffc" run "$model" -b "$b" --steps 3 --lr 0.05 --momentum 0.9 > "$work/batch$b.serial.log"
+  same_losses "$work/batch$b.log" "$work/batch$b.serial.log" "-b $b (compiled for $batch)"
+done
+if [ "$unit" -gt 1 ]; then
+  if mpirun -np "$ranks" --oversubscribe "$work/build/$name" -b $((batch + 1)) > "$work/badbatch.log" 2>&1; then
+    echo "emitted_program: -b $((batch + 1)) was accepted (unit $unit)" >&2; exit 1
+  fi
+  grep -q "the batch must be a multiple of $unit" "$work/badbatch.log"
+fi
 
 # From a checkpoint: the program and the serial trainer start from the same weights.
 mpirun -np "$ranks" --oversubscribe "$work/build/$name" --iterations 2 --lr 0.05 --momentum 0.9 \

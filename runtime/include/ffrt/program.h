@@ -24,7 +24,13 @@
 namespace ffrt {
 
 /// A buffer of a rank: a box of a global tensor, dense row-major, at `offset` bytes into the rank's
-/// persistent region or its arena.
+/// persistent region or its arena, as planned for the compiled global batch.
+///
+/// Along its batch dims (bit d of `batch`), every extent and coordinate of the buffer and of its
+/// views is proportional to the global batch: a run with global batch b scales them by b / compiled
+/// (ModelInfo::batch_unit says which b keep them integers). A smaller batch keeps the plan's
+/// offsets; a larger one multiplies the arena's by ceil(b / compiled), so that each buffer keeps a
+/// slot as many times larger.
 struct Buf {
   int64_t offset = 0;
   bool persistent = false;
@@ -33,6 +39,7 @@ struct Buf {
   int64_t full[kMaxRank] = {};
   int64_t lo[kMaxRank] = {};
   int64_t size[kMaxRank] = {};
+  uint32_t batch = 0;
 };
 
 /// A parameter (or state tensor) of the model and its blocks on the ranks.
@@ -71,7 +78,8 @@ struct ModelInfo {
   std::string name;
   std::string strategy;  ///< the strategy table, printed at start
   int ranks = 1;
-  int64_t batch = 0;
+  int64_t batch = 0;       ///< the compiled global batch
+  int64_t batch_unit = 0;  ///< a run's global batch must be a multiple of it (0: the compiled batch only)
   std::vector<std::vector<int>> groups;
   std::vector<ParamEntry> params;
   std::vector<InputEntry> inputs;
@@ -89,6 +97,7 @@ struct ModelInfo {
 };
 
 struct RunOptions {
+  int64_t batch = 0;  ///< the global batch (-b); 0: the compiled one
   int64_t iterations = 10;
   int64_t epochs = 0;        ///< with a data set: overrides iterations
   std::string dataset;       ///< a directory of inputs.npy + labels.npy or IDX files; synthetic when empty
@@ -120,9 +129,11 @@ class Runner {
   /// The whole buffer, or a box of it.
   View whole(const Buf& b) const;
   View view(const Buf& b, std::initializer_list<int64_t> lo, std::initializer_list<int64_t> size) const;
-  /// An operand a part does not need: a box with no data.
-  static View absent(DType dtype, std::initializer_list<int64_t> full, std::initializer_list<int64_t> lo,
-                     std::initializer_list<int64_t> size);
+  /// An operand a part does not need: a box with no data of a tensor whose batch dims are `batch`.
+  View absent(DType dtype, uint32_t batch, std::initializer_list<int64_t> full, std::initializer_list<int64_t> lo,
+              std::initializer_list<int64_t> size) const;
+  /// The global batch this run trains with.
+  int64_t batch() const { return batch_; }
 
   void init_param(int param, const View& v);
   /// The box of input `input` for this iteration.
@@ -170,9 +181,13 @@ class Runner {
   void load_now(int input, const View& v);
   /// Ends the traced iteration: every rank's timeline, gathered into the --trace file by rank 0.
   void write_trace(double iteration_s);
+  /// A view of the box [lo, lo + size) of b, at this run's batch.
+  View make(const Buf& b, const int64_t* lo, const int64_t* size) const;
   const ModelInfo& m_;
   Comm& comm_;
   RunOptions opts_;
+  int64_t batch_ = 0;   ///< this run's global batch
+  int64_t growth_ = 1;  ///< the arena's offsets are the plan's times this (a batch over the compiled one)
   std::unique_ptr<Context, void (*)(Context*)> ctx_;
   std::shared_ptr<std::byte> persistent_, arena_;  ///< backend memory
   StepInfo info_;
