@@ -27,7 +27,7 @@ void add_profile_flags(CLI::App* cmd, ProfileFlags& f) {
       ->required();
   cmd->add_option("-b,--batch-size", f.batch, "global batch size (default 64): simulate with the same")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("-s,--strategy", f.strategies, "also a strategy file's kernels (repeatable)");
+  cmd->add_option("-s,--strategy", f.strategies, "also a strategy file's kernels (repeatable)")->allow_extra_args(false);
   cmd->add_option("-o,--output", f.out_dir, "output directory of the generated project")->required();
   cmd->add_option("--name", f.name, "the program's name (default: the model's, then _profile)");
   cmd->add_option("--math", f.math, "the program's default --math (default fp32)")

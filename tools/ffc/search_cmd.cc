@@ -60,8 +60,7 @@ int cmd_search(const SearchFlags& f) {
   const auto t0 = std::chrono::steady_clock::now();
   Machine machine = load_machine(f.machine);
   const Math math = *parse_math(f.math);
-  std::unique_ptr<CostTable> table;
-  if (!f.costs.empty()) table = std::make_unique<CostTable>(CostTable::load(f.costs));
+  std::unique_ptr<CostTable> table = load_costs(f);
 
   Graph model = load_model(f.model);
   run_graph_pipeline(model, PipelineOptions{});
@@ -94,7 +93,7 @@ int cmd_search(const SearchFlags& f) {
 
   std::string report = fmt::format("search: {} on {} GPU{}, batch {}, {}, {}\n", model.name, f.devices,
                                    f.devices == 1 ? "" : "s", f.batch, math_name(math),
-                                   table ? "costs " + f.costs : std::string("analytical costs"));
+                                   table ? fmt::format("costs {}", fmt::join(f.costs, ", ")) : std::string("analytical costs"));
   report += fmt::format("  machine {}\n", machine.describe());
   size_t most = 0;
   for (int op : space.ops) most = std::max(most, space.configs[op].size());

@@ -16,6 +16,7 @@
 #include "sim/machine.h"
 #include "sim/simulate.h"
 #include "tools/ffc/load.h"
+#include <fmt/ranges.h>
 
 namespace ffc {
 
@@ -23,9 +24,19 @@ void add_target_flags(CLI::App* cmd, TargetFlags& f) {
   cmd->add_option("--machine", f.machine, "the machine: a preset (h100, h200) or a machine file (default h100)");
   cmd->add_option("--math", f.math, "how convolutions and GEMMs compute, as the program's --math (default fp32)")
       ->check(CLI::IsMember({"fp32", "tf32"}));
-  cmd->add_option("--costs", f.costs, "a measured cost table: its kernel times replace the analytical ones");
+  cmd->add_option("--costs", f.costs,
+                  "a measured cost table: its kernel times replace the analytical ones (repeatable: merged, "
+                  "a later table's entry winning)")
+      ->allow_extra_args(false);
   cmd->add_option("--optimizer", f.optimizer, "the optimizer the program is planned for, as ffc compile's (default adam)")
       ->check(CLI::IsMember({"sgd", "momentum", "adam"}));
+}
+
+std::unique_ptr<CostTable> load_costs(const TargetFlags& f) {
+  if (f.costs.empty()) return nullptr;
+  auto table = std::make_unique<CostTable>();
+  for (const std::string& path : f.costs) table->merge(CostTable::load(path));
+  return table;
 }
 
 void add_simulate_flags(CLI::App* cmd, SimulateFlags& f) {
@@ -61,8 +72,7 @@ std::string size_str(int64_t bytes) { return size_str(static_cast<double>(bytes)
 int cmd_simulate(const SimulateFlags& f) {
   Machine machine = load_machine(f.machine);
   const Math math = *parse_math(f.math);
-  std::unique_ptr<CostTable> table;
-  if (!f.costs.empty()) table = std::make_unique<CostTable>(CostTable::load(f.costs));
+  std::unique_ptr<CostTable> table = load_costs(f);
 
   const double t0 = cpu_seconds();
   Graph g = load_model(f.model);
@@ -129,7 +139,8 @@ int cmd_simulate(const SimulateFlags& f) {
           ++kernels;
           hits += measured->measured(c.graph, r, in);
         }
-    costs = fmt::format("costs {}: {} of {} kernels measured, the rest analytical", f.costs, hits, kernels);
+    costs = fmt::format("costs {}: {} of {} kernels measured, the rest analytical", fmt::join(f.costs, ", "), hits,
+                        kernels);
   }
 
   std::string out = fmt::format("predicted iteration time: {:.3f} ms\n", sim.iteration * 1e3);

@@ -4,16 +4,23 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
+
+#include "sim/cost_table.h"
 
 namespace ffc {
 
 /// What a prediction is for, beyond the model and strategy: the machine, the math mode, measured
 /// costs and the optimizer state the plan makes room for (ffc simulate's and ffc search's flags).
 struct TargetFlags {
-  std::string machine, math = "fp32", costs, optimizer = "adam";
+  std::string machine, math = "fp32", optimizer = "adam";
+  std::vector<std::string> costs;  ///< measured cost tables, merged in order (a later entry wins)
 };
 void add_target_flags(CLI::App* cmd, TargetFlags& f);
+/// The cost tables of --costs merged in order; null when none is given.
+std::unique_ptr<CostTable> load_costs(const TargetFlags& f);
 
 struct SimulateFlags : TargetFlags {
   std::string model, strategy, trace;
