@@ -6,7 +6,7 @@
 #                [--timeout 300] [--budget 560] [--batches "alexnet=256 ..."] [--strategies "STEM ..."]
 #                [--sync-bn] [--attention math|sdpa] [--no-strategies] [--no-pytorch]
 #                [--build-only | --no-build] [--append] [--ffc PATH] [--jobs 16] [--cuda-arch 90]
-#                [--backend cuda|cpu] [--trace] [--ffc-flags "--cuda-graph"]
+#                [--backend cuda|cpu] [--trace] [--ffc-flags "--cuda-graph"] [--profile [--machine M]]
 #
 # Steps: build ffc (cmake -S . -B build-bench -G Ninja -DFFC_BUILD_TESTS=OFF -DFFC_CUDA=OFF;
 # ninja ffc); for each GPU count and model, ffc compile with data parallelism (-g N) and with every
@@ -17,9 +17,17 @@
 # it on the same GPUs, then the strategies' programs. Every run is bounded (--timeout, and --budget
 # for the whole script); a failing step records its first error line and the script goes on.
 #
-# Out (DIR, default build-bench/results; at most these 4 files): results.jsonl (one line per run),
-# summary.md (the table, also printed), meta.json (card, date, commit, command), logs.tar.gz (every
-# step's log and ffc's --log-json files).
+# --profile (issue 8, the simulator's accuracy): also builds, per model and GPU count, the program of
+# `ffc profile` for data parallelism and that count's strategies (--no-search-space), runs them
+# before the timed runs (one per GPU at a time) into DIR/costs/<model>_g<N>.costs, measures the
+# links with ffrt_comm_profile_cuda (mpirun on every GPU) into DIR/measured.machine, and after the
+# runs adds to each ffc line the time `ffc simulate` predicts with those costs and that machine
+# (--machine M instead: a preset or machine file); summary.md then has the predicted-vs-measured
+# table.
+#
+# Out (DIR, default build-bench/results): results.jsonl (one line per run), summary.md (the
+# table, also printed), meta.json (card, date, commit, command), logs.tar.gz (every step's log
+# and ffc's --log-json files); with --profile, costs/ and measured.machine.
 set -u -o pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,6 +48,8 @@ ATTENTION=math
 PYTORCH=1
 TRACE=0
 FFC_FLAGS=""
+PROFILE=0
+MACHINE=""
 BUILD=1
 BUILD_ONLY=0
 APPEND=0
@@ -69,6 +79,8 @@ while [[ $# -gt 0 ]]; do
     --no-pytorch) PYTORCH=0; shift ;;
     --trace) TRACE=1; shift ;;                 # ffc --trace, PyTorch --profile: into logs.tar.gz
     --ffc-flags) FFC_FLAGS=$2; shift 2 ;;      # more flags for every ffc program (e.g. --cuda-graph)
+    --profile) PROFILE=1; shift ;;             # measured costs and the simulator's predictions
+    --machine) MACHINE=$2; shift 2 ;;          # with --profile: ffc simulate's machine
     --build-only) BUILD_ONLY=1; shift ;;
     --no-build) BUILD=0; shift ;;              # use the programs built by an earlier call
     --append) APPEND=1; shift ;;               # add to DIR/results.jsonl instead of starting it anew
@@ -186,6 +198,7 @@ for n in $GPUS; do
 done
 
 declare -A STATUS=()        # label -> ok | "reason"
+declare -a PROFILES=()      # "label model gpus" of every profiling program built
 
 # ---- build ffc -------------------------------------------------------------------------------
 if [[ -z $FFC ]]; then
@@ -229,6 +242,23 @@ if [[ $BUILD == 1 ]]; then
       say "ffc compile $l failed: ${STATUS[$l]}"
     fi
   done
+  if [[ $PROFILE == 1 ]]; then
+    for n in $GPUS; do
+      for m in $MODELS; do
+        l="${m}_g${n}_profile"; sflag=()
+        for s in $(strategies_for "$m" "$n"); do sflag+=(-s "$REPO/strategies/$s.pbtxt"); done
+        tmp="$WORK/tmp/$l"; rm -rf "$tmp"
+        if timeout "$(step_limit)" "$FFC" profile "$REPO/examples/$m.ff" "${sflag[@]}" -g "$n" -b "${BATCH[$m]}" \
+             --no-search-space --math "$MATH" -o "$tmp" --name "$l" > "$LOGS/compile_$l.log" 2>&1; then
+          copy_if_changed "$tmp" "$SRC/$l"
+          BUILT+=("$l")
+          PROFILES+=("$l $m $n")
+        else
+          say "ffc profile $l failed: $(tail -n 1 "$LOGS/compile_$l.log")"
+        fi
+      done
+    done
+  fi
   rm -rf "$WORK/tmp"
 
   if [[ ${#BUILT[@]} -gt 0 ]]; then
@@ -275,6 +305,33 @@ if [[ $BUILD_ONLY == 1 ]]; then
   tar -czf "$OUT/logs.tar.gz" -C "$WORK" logs
   exit 0
 fi
+
+# ---- --profile: kernel costs and links, before the timed runs ------------------------------------
+PRESET=$(echo "$CARD" | tr 'A-Z' 'a-z' | grep -o -E '\bh[0-9]{3}\b' | head -n 1)
+[[ -n $PRESET ]] || PRESET=h100
+if [[ $PROFILE == 1 && ${#PROFILES[@]} -gt 0 ]]; then
+  mkdir -p "$OUT/costs"
+  say "profiling kernels: ${#PROFILES[@]} programs, one per GPU at a time"
+  slots=$(( NGPU > 0 ? NGPU : 1 )); i=0
+  for p in "${PROFILES[@]}"; do
+    set -- $p; l=$1; m=$2; n=$3
+    [[ -x "$BLD/$l/$l" ]] || { say "$l: not built"; continue; }
+    t=$(step_limit)
+    CUDA_VISIBLE_DEVICES=$((i % slots)) timeout -k 10 "$t" "$BLD/$l/$l" --math "$MATH" --reps 10 -q \
+      --out "$OUT/costs/${m}_g${n}.costs" > "$LOGS/run_$l.log" 2>&1 &
+    i=$((i + 1))
+    [[ $((i % slots)) == 0 ]] && wait
+  done
+  wait
+  say "profiles: $(ls "$OUT/costs" | wc -l) cost tables"
+  comm=$(find "$BLD" -name ffrt_comm_profile_cuda -type f -perm -u+x | head -n 1)
+  if [[ -z $MACHINE && -n $comm && $NGPU -ge 2 ]]; then
+    CUDA_VISIBLE_DEVICES=$(seq -s, 0 $((NGPU - 1))) timeout -k 10 "$(step_limit)" "${MPIRUN[@]}" -np "$NGPU" "$comm" \
+      --base "$PRESET" --out "$OUT/measured.machine" > "$LOGS/comm_profile.log" 2>&1 &&
+      MACHINE="$OUT/measured.machine" && say "links measured: $(grep -E '^intra' "$MACHINE" | tr '\n' ' ')"
+  fi
+fi
+[[ -n $MACHINE ]] || MACHINE=$PRESET
 
 # ---- run -------------------------------------------------------------------------------------
 run_ffc() {   # MODEL N STEM
@@ -350,6 +407,10 @@ done
 unset CUDA_VISIBLE_DEVICES
 
 # ---- summary ---------------------------------------------------------------------------------
+if [[ $PROFILE == 1 && -d "$OUT/costs" ]]; then
+  summ predict "$RESULTS" --ffc "$FFC" --repo "$REPO" --costs "$OUT/costs" --machine "$MACHINE" ||
+    say "the predictions failed"
+fi
 summ table "$RESULTS" --meta "$OUT/meta.json" > "$OUT/summary.md"
 tar -czf "$OUT/logs.tar.gz" -C "$WORK" logs
 echo

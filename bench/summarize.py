@@ -6,16 +6,22 @@
                                                                   one result line from ffc's --log-json
     summarize.py failure --system S --model M ... --log LOG [--reason TEXT]
                                                                   one result line for a failed run
+    summarize.py predict RESULTS.jsonl --ffc FFC --repo REPO --costs DIR [--machine M]
+                                                                  adds ffc simulate's predicted_ms to
+                                                                  each ffc line (rewrites the file)
 
 A result line (results.jsonl) is one JSON object: system (ffc|pytorch), model, strategy, gpus,
 batch, math, median_s, samples_per_s; a failed run has "error" (its first error line) instead of
-the timings.
+the timings. With measured costs (bench/run.sh --profile), an ffc line also has predicted_ms: the
+simulator's iteration time for that program.
 """
 
 import argparse
 import json
+import os
 import re
 import statistics
+import subprocess
 import sys
 
 MODEL_ORDER = ("alexnet", "resnet50", "inception_v3", "transformer")
@@ -172,7 +178,71 @@ def table(a):
     out.append("ratio = ffc / PyTorch samples/s (above 1: ffc is faster). Samples/s = global batch / "
                "median iteration time. PyTorch: eager on 1 GPU, DistributedDataParallel on several "
                "(the same number for every ffc strategy of that row's model and GPUs).")
+    out.append("")
+    out += simulator_table(results)
     return "\n".join(out) + "\n"
+
+
+def simulator_table(results):
+    """Predicted against measured iteration time, per ffc run that has both; and per model and GPU
+    count, whether the prediction ranks the strategies as the measurements do."""
+    rows = [r for r in results if r["system"] == "ffc" and "error" not in r and r.get("predicted_ms")]
+    if not rows:
+        return []
+    rows.sort(key=lambda r: (order(r["model"]), r["gpus"], strategy_order(r["strategy"])))
+    out = ["## The simulator: predicted vs measured iteration time", "",
+           "| model | GPUs | strategy | measured ms | predicted ms | error |", "|---|---:|---|---:|---:|---:|"]
+    for r in rows:
+        m, p = r["median_s"] * 1e3, r["predicted_ms"]
+        out.append(f"| {r['model']} | {r['gpus']} | {r['strategy']} | {m:.2f} | {p:.2f} | {(p - m) / m * 100:+.1f} % |")
+    out.append("")
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["gpus"]), []).append(r)
+    ranked = []
+    for (model, gpus), rs in sorted(groups.items(), key=lambda kv: (order(kv[0][0]), kv[0][1])):
+        if len(rs) < 2:
+            continue
+        by_measured = [r["strategy"] for r in sorted(rs, key=lambda r: r["median_s"])]
+        by_predicted = [r["strategy"] for r in sorted(rs, key=lambda r: r["predicted_ms"])]
+        same = "same" if by_measured == by_predicted else f"differs (predicted {' < '.join(by_predicted)})"
+        ranked.append(f"- {model} on {gpus} GPUs: measured {' < '.join(by_measured)}: ranking {same}")
+    errs = [abs(r["predicted_ms"] - r["median_s"] * 1e3) / (r["median_s"] * 1e3) for r in rows]
+    out.append(f"Error = (predicted − measured) / measured; {sum(e <= 0.1 for e in errs)} of {len(rows)} rows "
+               f"within 10 %, worst {max(errs) * 100:.1f} %.")
+    if ranked:
+        out += ["", "Ranking of the strategies by iteration time:"] + ranked
+    return out + [""]
+
+
+def predict(a):
+    """ffc simulate for every ffc line: the same model, GPUs, batch, strategy and math, with the
+    cost tables measured for that model and GPU count (COSTS/<model>_g<N>.costs)."""
+    results = [json.loads(l) for l in open(a.results) if l.strip()]
+    for r in results:
+        if r["system"] != "ffc" or "error" in r:
+            continue
+        costs = os.path.join(a.costs, f"{r['model']}_g{r['gpus']}.costs")
+        if not os.path.exists(costs):
+            continue
+        cmd = [a.ffc, "simulate", os.path.join(a.repo, "examples", r["model"] + ".ff"), "-g", str(r["gpus"]),
+               "-b", str(r["batch"]), "--math", r.get("math", "tf32"), "--optimizer", "sgd", "--costs", costs]
+        if a.machine:
+            cmd += ["--machine", a.machine]
+        if r["strategy"] != "dp":
+            cmd += ["-s", os.path.join(a.repo, "strategies", f"{r['model']}_{r['strategy']}.pbtxt")]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        m = re.search(r"predicted iteration time: ([0-9.]+) ms", p.stdout)
+        k = re.search(r"(\d+) of (\d+) kernels measured", p.stdout)
+        if m:
+            r["predicted_ms"] = float(m.group(1))
+            if k:
+                r["kernels_measured"] = [int(k.group(1)), int(k.group(2))]
+        else:
+            r["predict_error"] = (p.stderr.strip().splitlines() or ["no output"])[-1]
+    with open(a.results, "w") as f:
+        for r in results:
+            f.write(json.dumps(r) + "\n")
 
 
 def order(model):
@@ -189,6 +259,12 @@ def main():
     t = sub.add_parser("table", help="print the markdown table of result files")
     t.add_argument("results", nargs="+")
     t.add_argument("--meta", help="meta.json: card, date, commit, ...")
+    pr = sub.add_parser("predict", help="add ffc simulate's predicted_ms to the ffc lines of a result file")
+    pr.add_argument("results")
+    pr.add_argument("--ffc", required=True)
+    pr.add_argument("--repo", required=True, help="the ffc source tree: examples/ and strategies/")
+    pr.add_argument("--costs", required=True, help="a directory of <model>_g<N>.costs tables")
+    pr.add_argument("--machine", help="ffc simulate --machine (a preset or a machine file)")
     for name in ("ffc-result", "failure"):
         p = sub.add_parser(name)
         p.add_argument("--model", required=True)
@@ -205,6 +281,8 @@ def main():
     a = ap.parse_args()
     if a.cmd == "table":
         sys.stdout.write(table(a))
+    elif a.cmd == "predict":
+        predict(a)
     elif a.cmd == "ffc-result":
         print(json.dumps(ffc_result(a)))
     else:
