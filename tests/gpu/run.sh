@@ -3,18 +3,20 @@
 # then, on the GPUs present:
 #   kernels   every kernel case of tests/runtime/backend_cases on the cuda backend vs the cpu backend
 #   comm      the NCCL communication test (2+ GPUs)
+#   links     ffrt_comm_profile_cuda on every GPU: the links' latency and bandwidth, fitted, as a
+#             machine file (BUILD_DIR/gpu-logs/links.machine) that ffc simulate must read
 #   e2e.*     the emitted-program suite (tests/e2e/emitted_program.sh) with FFRT_BACKEND=cuda, for
 #             every case whose rank count fits: losses and weights against ffc verify (cpu, fp32)
 #   sanitizer compute-sanitizer (memcheck, racecheck) on a small emitted program, one iteration
 # Prints PASS/FAIL per step; exits 1 if any failed. Logs in BUILD_DIR/gpu-logs.
-# usage: tests/gpu/run.sh [BUILD_DIR] [STEP...]   (steps: kernels comm e2e sanitizer; default all)
+# usage: tests/gpu/run.sh [BUILD_DIR] [STEP...]   (steps: kernels comm links e2e sanitizer; default all)
 # E2E_ONLY="name ..." runs those e2e cases only.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build-gpu}
 shift || true
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(kernels comm e2e sanitizer)
+[ ${#steps[@]} -eq 0 ] && steps=(kernels comm links e2e sanitizer)
 want() { [[ " ${steps[*]} " == *" $1 "* ]]; }
 gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
 [ "$gpus" -gt 0 ] || { echo "gpu suite: no GPU visible (nvidia-smi -L)" >&2; exit 1; }
@@ -22,7 +24,7 @@ export NCCL_NVLS_ENABLE=0 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIR
 echo "gpu suite: $gpus x $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null)"
 
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 > "$build.cmake.log" 2>&1 || { tail -30 "$build.cmake.log"; exit 1; }
-targets=(ffc ffrt_program ffrt_program_cuda backend_cases_cpu backend_cases_cuda ffrt_comm_nccl_test)
+targets=(ffc ffrt_program ffrt_program_cuda backend_cases_cpu backend_cases_cuda ffrt_comm_nccl_test ffrt_comm_profile_cuda)
 ninja -C "$build" -j "$(nproc)" "${targets[@]}" > "$build/ninja.log" 2>&1 || { grep -E "error|FAILED" -A5 "$build/ninja.log" | head -60; exit 1; }
 logs=$build/gpu-logs
 rm -rf "$logs" && mkdir -p "$logs"
@@ -50,6 +52,19 @@ fi
 
 if want comm && [ "$gpus" -ge 2 ]; then
   step comm mpirun -np "$gpus" --bind-to none "$build/tests/runtime/ffrt_comm_nccl_test"
+fi
+
+if want links && [ "$gpus" -ge 2 ]; then
+  links() {
+    local card
+    card=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr 'A-Z' 'a-z' | grep -o -E '\bh[0-9]{3}\b' | head -1)
+    mpirun -np "$gpus" --bind-to none "$build/runtime/ffrt_comm_profile_cuda" --base "${card:-h100}" \
+      --out "$logs/links.machine" &&
+      "$build/tools/ffc/ffc" simulate "$root/examples/resnet50.ff" -g "$gpus" --machine "$logs/links.machine" &&
+      cat "$logs/links.machine"
+  }
+  step links links
+  grep -E "^(intra|base)|^# fit" "$logs/links.machine" 2>/dev/null | sed 's/^/    /'
 fi
 
 if want e2e; then

@@ -1,0 +1,378 @@
+// ffrt_comm_profile (cpu: MPI) and ffrt_comm_profile_cuda (cuda: NCCL): measures the links the
+// simulator's machine description models (docs/simulator.md, "Measuring links").
+//
+// Run under mpirun with one rank per device, it times libffrt's own phases (ffrt/comm.h), so it
+// measures what emitted programs do: an all-reduce over every rank, one over ranks 0 and 1, and a
+// transfer from rank 0 to rank 1, over sizes from 4 KiB up by factors of 4. For each kind it fits
+// the simulator's formula (t = steps · L + x / B, x the formula's bytes term) and prints a table;
+// with --out it writes a machine file whose links are the all-ranks all-reduce's fit.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ffrt/comm.h"
+#include "ffrt/kernels.h"
+
+namespace {
+
+using ffrt::Comm;
+using ffrt::Context;
+using ffrt::View;
+
+constexpr int64_t kMinBytes = int64_t{4} << 10;  // 4 KiB
+constexpr double kMinLatencyUs = 0.01;           // what a negative intercept is clamped to
+constexpr double kMaxBandwidthGBs = 1e6;         // what a non-positive slope is clamped to
+
+constexpr const char* kUsage = R"(usage: mpirun -np N %s [flags]     (N >= 2, one rank per device)
+
+Times libffrt's phases (%s backend) between the ranks of one node: an all-reduce over every rank, an
+all-reduce over ranks 0 and 1, a transfer from rank 0 to rank 1, over sizes from 4 KiB up by factors
+of 4. Fits the simulator's formulas to the medians (latency L and bandwidth B of each kind) and
+prints them; --out writes a machine file for ffc simulate --machine with the all-ranks fit as the
+intra-node link.
+  --out FILE      the machine file to write
+  --base NAME     the preset it starts from: h100 or h200 (default h100)
+  --max-mib M     the largest size, in MiB (default 256; the largest 4 KiB x 4^k not above it)
+  --reps R        timed repetitions per size (default 20); the median counts
+  --warmup W      untimed repetitions first (default 3: NCCL connects on the first)
+  --threads N     cpu backend worker threads (default: all cores)
+  -h, --help      this text
+)";
+
+/// An error every rank meets alike (the same flags, the same job): rank 0 says it, and each rank
+/// leaves on its own instead of aborting the job.
+class SharedError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  std::string out, base = "h100";
+  int64_t max_mib = 256;
+  int reps = 20, warmup = 3, threads = 0;
+  bool help = false;
+};
+
+/// `text` as a whole number (all of it), or a SharedError naming the flag.
+int64_t number(const std::string& flag, const std::string& text) {
+  size_t used = 0;
+  int64_t v = 0;
+  try {
+    v = std::stoll(text, &used);
+  } catch (const std::logic_error&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size()) throw SharedError(flag + " takes a whole number, not '" + text + "'");
+  return v;
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      o.help = true;
+      return o;
+    }
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw SharedError(a + " needs a value");
+      return argv[++i];
+    };
+    auto small = [&] { return static_cast<int>(std::clamp<int64_t>(number(a, value()), -1, 1 << 30)); };
+    if (a == "--out") o.out = value();
+    else if (a == "--base") o.base = value();
+    else if (a == "--max-mib") o.max_mib = number(a, value());
+    else if (a == "--reps") o.reps = small();
+    else if (a == "--warmup") o.warmup = small();
+    else if (a == "--threads") o.threads = small();
+    else throw SharedError("unknown flag " + a + " (--help lists them)");
+  }
+  if (o.base != "h100" && o.base != "h200") throw SharedError("--base takes h100 or h200, not " + o.base);
+  // Sizes are 4 KiB x 4^k: the next above 4 GiB (2^32 floats) overflows MPI's int element counts.
+  if (o.max_mib < 1 || o.max_mib > 4096) throw SharedError("--max-mib takes 1 to 4096");
+  if (o.reps < 1) throw SharedError("--reps must be at least 1");
+  if (o.warmup < 0) throw SharedError("--warmup must not be negative");
+  if (o.threads < 0) throw SharedError("--threads must not be negative");
+  return o;
+}
+
+/// One kind of measurement: the simulator's formula for it is t = steps · L + scale · bytes / B.
+struct Series {
+  std::string name;          ///< for the table
+  std::vector<int> members;  ///< the ranks taking part (0 and 1 are always among them)
+  int group = -1;            ///< the all-reduce's group; -1: a transfer from rank 0 to rank 1
+  double steps = 1, scale = 1;
+  std::vector<int64_t> bytes;
+  std::vector<double> median_us;  ///< rank 0 only
+  double latency_us = 0, bandwidth_gb_s = 0;
+  std::string clamped;  ///< what the fit had to clamp, if anything
+
+  int n() const { return static_cast<int>(members.size()); }
+  bool member(int rank) const { return std::find(members.begin(), members.end(), rank) != members.end(); }
+  double x(int64_t b) const { return scale * static_cast<double>(b); }
+  double fitted_us(int64_t b) const { return steps * latency_us + x(b) / (bandwidth_gb_s * 1e3); }
+};
+
+Series all_reduce_series(const std::string& name, const std::vector<int>& members, int group) {
+  Series s;
+  s.name = name;
+  s.members = members;
+  s.group = group;
+  const double n = static_cast<double>(members.size());
+  s.steps = 2 * (n - 1);
+  s.scale = 2 * (n - 1) / n;
+  return s;
+}
+
+/// One float summed over group 0 (every rank), waited for: no rank leaves before every rank came,
+/// so the timed phase after it starts together on every rank.
+void barrier(Comm& comm, Context& ctx, const View& one) {
+  Comm::Phase p(comm, ctx);
+  p.all_reduce(one, 0);
+  p.run();
+  ffrt::synchronize(ctx);
+}
+
+/// One repetition on this rank, in microseconds from leaving the barrier until the phase's results
+/// are there (the host waits for the device); 0 on ranks that take no part. The phase is built
+/// inside the timed interval: the MPI backend packs and posts its transfers as they are added.
+double time_once(Comm& comm, Context& ctx, const Series& s, const View& buf, const View& one) {
+  barrier(comm, ctx, one);
+  if (!s.member(comm.rank())) return 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  Comm::Phase p(comm, ctx);
+  if (s.group >= 0) p.all_reduce(buf, s.group);
+  else if (comm.rank() == 0) p.send(buf, 1);
+  else p.recv(buf, 0);
+  p.run();
+  ffrt::synchronize(ctx);
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/// Every rank times `reps` repetitions; rank 0 gets the median over them of the slowest member's
+/// time (a phase lasts until its last member has its results, as the simulator counts it).
+double measure(Comm& comm, Context& ctx, const Options& o, const Series& s, const View& buf, const View& one) {
+  for (int i = 0; i < o.warmup; ++i) time_once(comm, ctx, s, buf, one);
+  std::ostringstream mine;
+  mine.precision(17);
+  for (int i = 0; i < o.reps; ++i) mine << time_once(comm, ctx, s, buf, one) << ' ';
+  const std::vector<std::string> all = comm.gather(mine.str());
+  if (comm.rank() != 0) return 0;
+  std::vector<double> slowest(static_cast<size_t>(o.reps), 0.0);
+  for (int r : s.members) {
+    std::istringstream in(all.at(static_cast<size_t>(r)));
+    for (double& t : slowest) {
+      double v = 0;
+      if (!(in >> v)) throw ffrt::Error("comm_profile: rank " + std::to_string(r) + " sent too few times");
+      t = std::max(t, v);
+    }
+  }
+  return median(slowest);
+}
+
+std::string num(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.6g", v);
+  return text;
+}
+
+/// Least squares of t = a + b · x over the points, each residual relative to its t: the sizes span
+/// five decades, and absolute residuals would let the largest sizes' noise (microseconds) decide
+/// the intercept (the latency, a few microseconds) alone. Then L = a / steps, B = 1 / b.
+void fit(Series& s) {
+  double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (size_t i = 0; i < s.bytes.size(); ++i) {
+    const double x = s.x(s.bytes[i]), t = s.median_us[i], w = 1 / (t * t);
+    sw += w, sx += w * x, sy += w * t, sxx += w * x * x, sxy += w * x * t;
+  }
+  const double det = sw * sxx - sx * sx;
+  double b = det > 0 ? (sw * sxy - sx * sy) / det : 0;  // microseconds per byte
+  double a = det > 0 ? (sy - b * sx) / sw : 0;
+  // The machine parser takes positive bandwidths only; a latency below the fit's resolution is
+  // kept small but positive, and the file's comments say so.
+  const double min_b = 1 / (kMaxBandwidthGBs * 1e3);
+  if (!(b >= min_b)) {
+    s.clamped += "slope " + num(b) + " us/byte clamped: B set to " + num(kMaxBandwidthGBs) + " GB/s; ";
+    b = min_b;
+    a = (sy - b * sx) / sw;
+  }
+  if (!(a >= s.steps * kMinLatencyUs)) {
+    s.clamped += "intercept " + num(a) + " us clamped: L set to " + num(kMinLatencyUs) + " us; ";
+    a = s.steps * kMinLatencyUs;
+  }
+  s.latency_us = a / s.steps;
+  s.bandwidth_gb_s = 1 / (b * 1e3);  // bytes per microsecond / 1e3 = GB/s
+}
+
+std::string ranks_str(const std::vector<int>& ranks) {
+  if (ranks.size() > 2 && ranks.back() - ranks.front() + 1 == static_cast<int>(ranks.size()))
+    return std::to_string(ranks.front()) + ".." + std::to_string(ranks.back());
+  std::string s;
+  for (int r : ranks) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(r);
+  }
+  return s;
+}
+
+std::string fit_line(const Series& s) {
+  char line[256];
+  std::snprintf(line, sizeof line, "%s over ranks %s: B = %.6g GB/s, L = %.6g us (t = %g*L + %.4g*bytes/B)",
+                s.name.c_str(), ranks_str(s.members).c_str(), s.bandwidth_gb_s, s.latency_us, s.steps, s.scale);
+  return line;
+}
+
+void print_series(const Series& s) {
+  std::printf("%-15s %5s %12s %12s %12s %10s\n", "kind", "ranks", "bytes", "median us", "fitted us", "bus GB/s");
+  for (size_t i = 0; i < s.bytes.size(); ++i)
+    std::printf("%-15s %5d %12lld %12.2f %12.2f %10.2f\n", s.name.c_str(), s.n(), static_cast<long long>(s.bytes[i]),
+                s.median_us[i], s.fitted_us(s.bytes[i]), s.x(s.bytes[i]) / (s.median_us[i] * 1e3));
+  std::printf("fit: %s\n", fit_line(s).c_str());
+  if (!s.clamped.empty()) std::printf("note: %s: the fit %s\n", s.name.c_str(), s.clamped.c_str());
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+std::string today() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M UTC", &utc);
+  return text;
+}
+
+/// The machine file (docs/simulator.md, "Machines"): the base preset with the all-ranks
+/// all-reduce's fit as the intra-node link; the other fits and the medians as comments.
+void write_machine(const Options& o, const std::string& device, int ranks, const std::vector<Series>& series) {
+  const Series& main = series.front();
+  std::ostringstream f;
+  f << "# Measured by ffrt_comm_profile (" << ffrt::backend_name() << " backend) on " << ranks << " x " << device
+    << ", " << today() << "\n";
+  f << "# median of " << o.reps << " repetitions after " << o.warmup << " warm-up; fits of t = steps * L + x / B:\n";
+  for (const Series& s : series) {
+    f << "#   " << fit_line(s) << "\n";
+    if (!s.clamped.empty()) f << "#     (" << s.clamped << ")\n";
+  }
+  f << "# medians (us) by bytes:\n";
+  for (const Series& s : series) {
+    f << "#   " << s.name << " n=" << s.n() << ":";
+    for (size_t i = 0; i < s.bytes.size(); ++i) f << " " << s.bytes[i] << "=" << s.median_us[i];
+    f << "\n";
+  }
+  char values[128];
+  std::snprintf(values, sizeof values, "intra_node_bandwidth_gb_s = %.6g\nintra_node_latency_us = %.6g\n",
+                main.bandwidth_gb_s, main.latency_us);
+  f << "base = " << o.base << "\nname = measured\n" << values;
+  std::FILE* out = std::fopen(o.out.c_str(), "w");
+  if (!out) throw ffrt::Error("cannot write " + o.out);
+  const std::string text = f.str();
+  const bool ok = std::fputs(text.c_str(), out) >= 0;
+  if (std::fclose(out) != 0 || !ok) throw ffrt::Error("cannot write " + o.out);
+  std::printf("wrote %s: intra-node links of %.6g GB/s and %.6g us (%s, over %d ranks)\n", o.out.c_str(),
+              main.bandwidth_gb_s, main.latency_us, main.name.c_str(), ranks);
+}
+
+/// Every rank: whether every rank of the job runs on one node (rank r is the node's r-th), as the
+/// intra-node link the machine file names needs.
+bool one_node(Comm& comm, Context& ctx, const View& one) {
+  const float away = comm.local_rank() == comm.rank() ? 0.f : 1.f;
+  float host = away;
+  ffrt::upload(ctx, ffrt::whole_view(&host, ffrt::DType::f32, {1}), one);
+  barrier(comm, ctx, one);
+  ffrt::download(ctx, one, ffrt::whole_view(&host, ffrt::DType::f32, {1}));
+  ffrt::fill(ctx, one, 0.f);
+  return host == 0.f;
+}
+
+void run(Comm& comm, const Options& o) {
+  auto context = ffrt::make_context({o.threads, comm.local_rank(), comm.rank(), false});
+  Context& ctx = *context;
+  const int ranks = comm.size();
+  std::vector<int> all(static_cast<size_t>(ranks));
+  for (int r = 0; r < ranks; ++r) all[static_cast<size_t>(r)] = r;
+  comm.create_groups({all, {0, 1}});  // groups 0 and 1, in this order
+  std::vector<Series> series = {all_reduce_series("all_reduce", all, 0), all_reduce_series("all_reduce_pair", {0, 1}, 1)};
+  Series p2p;
+  p2p.name = "send_recv";
+  p2p.members = {0, 1};
+  series.push_back(p2p);
+
+  int64_t max_bytes = kMinBytes;  // the largest 4 KiB x 4^k not above --max-mib
+  while (max_bytes * 4 <= o.max_mib << 20) max_bytes *= 4;
+  auto one_mem = ffrt::allocate(ctx, 256);
+  const View one = ffrt::whole_view(one_mem.get(), ffrt::DType::f32, {1});
+  // Zeros: sums of them stay finite however often they are all-reduced.
+  auto mem = ffrt::allocate(ctx, static_cast<size_t>(max_bytes));
+  ffrt::synchronize(ctx);
+  if (!one_node(comm, ctx, one))
+    throw SharedError("the job spans several nodes; ffrt_comm_profile measures the links of one node: run it "
+                      "with every rank on one host");
+  const std::string device = ffrt::device_name(ctx);
+  if (comm.rank() == 0) {
+    std::printf("%d ranks on %s (%s backend), %d reps after %d warm-up, 4 KiB to %lld MiB\n\n", ranks, device.c_str(),
+                ffrt::backend_name(), o.reps, o.warmup, static_cast<long long>(max_bytes >> 20));
+    std::fflush(stdout);
+  }
+  for (Series& s : series) {
+    for (int64_t bytes = kMinBytes; bytes <= max_bytes; bytes *= 4) {
+      const View buf = ffrt::whole_view(mem.get(), ffrt::DType::f32, {bytes / 4});
+      const double t = measure(comm, ctx, o, s, buf, one);
+      s.bytes.push_back(bytes);
+      s.median_us.push_back(t);
+    }
+    if (comm.rank() != 0) continue;
+    fit(s);
+    print_series(s);
+  }
+  if (comm.rank() == 0 && !o.out.empty()) write_machine(o, device, ranks, series);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::unique_ptr<Comm> comm;
+  try {
+    comm = Comm::init(&argc, &argv);
+  } catch (const ffrt::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  Options o;
+  try {
+    o = parse(argc, argv);
+    if (!o.help && comm->size() < 2)
+      throw SharedError("measuring links needs at least 2 ranks: mpirun -np N " + std::string(argv[0]) +
+                       " with N >= 2 (this job has " + std::to_string(comm->size()) + ")");
+  } catch (const SharedError& e) {
+    // Every rank saw the same flags: each leaves on its own, without aborting the job.
+    if (comm->rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  if (o.help) {
+    if (comm->rank() == 0) std::printf(kUsage, argv[0], ffrt::backend_name());
+    return 0;
+  }
+  try {
+    run(*comm, o);
+  } catch (const SharedError& e) {
+    if (comm->rank() == 0) std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const ffrt::Error& e) {
+    comm->abort(e.what());  // one rank's failure: the others must not wait for it
+  }
+  return 0;
+}

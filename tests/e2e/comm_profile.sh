@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# ffrt_comm_profile on the cpu backend (MPI): 2 ranks, sizes up to 1 MiB. It must print a fit per
+# kind, write a machine file whose links are the all-ranks all-reduce's fit, and ffc simulate must
+# read that file and use those links. Bad flags and a job of one rank are errors that say so.
+# usage: comm_profile.sh PROFILE FFC MPIEXEC WORKDIR MODEL
+set -euo pipefail
+profile=$1 ffc=$2 mpiexec=$3 work=$4 model=$5
+rm -rf "$work" && mkdir -p "$work"
+export OMP_WAIT_POLICY=passive
+run() { "$mpiexec" --oversubscribe -np "$@"; }
+
+run 2 "$profile" --max-mib 1 --reps 3 --warmup 1 --threads 1 --base h200 --out "$work/measured.machine" \
+  | tee "$work/run.log"
+# Three kinds, each fitted over 5 sizes (4 KiB .. 1 MiB).
+[ "$(grep -c '^fit: ' "$work/run.log")" = 3 ] || { echo "comm_profile: not 3 fits" >&2; exit 1; }
+[ "$(grep -Ec '^(all_reduce|all_reduce_pair|send_recv) +2 +[0-9]+ ' "$work/run.log")" = 15 ] \
+  || { echo "comm_profile: not 15 measured rows" >&2; exit 1; }
+grep -Eq '^send_recv +2 +1048576 ' "$work/run.log" || { echo "comm_profile: no 1 MiB transfer" >&2; exit 1; }
+cat "$work/measured.machine"
+
+# The file: the base first, then the measured links as the log's all-ranks fit gave them.
+grep -v '^#' "$work/measured.machine" | head -1 | grep -qx 'base = h200'
+bw=$(sed -n 's/^intra_node_bandwidth_gb_s = //p' "$work/measured.machine")
+lat=$(sed -n 's/^intra_node_latency_us = //p' "$work/measured.machine")
+fit=$(grep -m1 '^fit: all_reduce over ranks 0,1: ' "$work/run.log")
+[[ "$fit" == *"B = $bw GB/s, L = $lat us"* ]] || { echo "comm_profile: the file's links are not the fit: $fit" >&2; exit 1; }
+
+# ffc simulate reads it, on the measured links.
+"$ffc" simulate "$model" -g 2 --machine "$work/measured.machine" | tee "$work/simulate.log"
+grep -Eq 'measured \(h200\)' "$work/simulate.log" || { echo "comm_profile: simulate did not use the file" >&2; exit 1; }
+"${PYTHON:-python3}" - "$work/simulate.log" "$bw" "$lat" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+bw, lat = float(sys.argv[2]), float(sys.argv[3])
+m = re.search(r"links (\d+) GB/s ([\d.]+) us \(node\)", text)
+assert m, "no links in the machine line"
+assert abs(int(m.group(1)) - round(bw)) <= 1 and abs(float(m.group(2)) - lat) <= 0.051, (m.groups(), bw, lat)
+assert bw > 0 and lat > 0
+t = re.search(r"^predicted iteration time: ([\d.]+) ms$", text, re.M)
+assert t and float(t.group(1)) > 0, "no predicted iteration time"
+print(f"comm_profile: ffc simulate runs on the measured links ({bw} GB/s, {lat} us)")
+PY
+
+# Errors: one rank, an unknown flag, a bad number; each exits 1 and says what is wrong.
+expect_error() {
+  local what=$1 pattern=$2
+  shift 2
+  if "$@" > "$work/err.log" 2>&1; then echo "comm_profile: $what succeeded" >&2; exit 1; fi
+  grep -q -- "^error: .*$pattern" "$work/err.log" || { cat "$work/err.log"; echo "comm_profile: $what: no '$pattern'" >&2; exit 1; }
+}
+expect_error "one rank" "at least 2 ranks" run 1 "$profile"
+expect_error "an unknown flag" "unknown flag --bogus" run 2 "$profile" --bogus
+expect_error "a bad number" "--reps takes a whole number" run 2 "$profile" --reps 3x
+expect_error "a bad base" "--base takes h100 or h200" run 2 "$profile" --base a100
+run 2 "$profile" --help | grep -q -- "--max-mib M"
+echo "comm_profile: ok"
