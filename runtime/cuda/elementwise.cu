@@ -215,6 +215,25 @@ struct ScaledCopy {
   }
 };
 
+/// da (+)= dy, db (+)= sign * dy in one pass over dy: an add's or sub's two gradients where
+/// neither is broadcast (a residual connection's), reading dy once instead of once per gradient.
+struct PairCopy {
+  float *da, *db;
+  const float* dy;
+  float sign;
+  bool accumulate;
+  struct Vals {
+    float dy, da, db;
+  };
+  __device__ Vals load(const int64_t* o) const {
+    return {dy[o[2]], accumulate ? da[o[0]] : 0.f, accumulate ? db[o[1]] : 0.f};
+  }
+  __device__ void store(const int64_t* o, const Vals& v) const {
+    da[o[0]] = stored(v.da, v.dy, accumulate);
+    db[o[1]] = stored(v.db, sign * v.dy, accumulate);
+  }
+};
+
 /// The sums of a broadcast operand's gradient: M outputs, each summing R elements of dy (times
 /// other). The outputs' offsets (grad, dy, other) walk the kept dims, the summed elements' offsets
 /// (dy, other) the summed dims. A block of kThreads threads serves `per_block` outputs with `lanes`
@@ -479,6 +498,21 @@ void binary_forward(Context& ctx, Binary op, const View& a, const View& b, const
 void binary_backward(Context& ctx, Binary op, const View& a, const View& b, const View& dy, const View* da,
                      const View* db, bool accumulate) {
   const bool mul = op == Binary::mul;
+  // Both gradients over dy's whole box (nothing broadcast), in two buffers: one pass.
+  const auto whole_of_dy = [&](const View& g) {
+    if (g.rank != dy.rank) return false;
+    for (int d = 0; d < g.rank; ++d)
+      if (g.full[d] != dy.full[d] || g.lo[d] != dy.lo[d] || g.size[d] != dy.size[d]) return false;
+    return true;
+  };
+  if (!mul && da && db && da->data != db->data && whole_of_dy(*da) && whole_of_dy(*db)) {
+    if (dy.volume() == 0) return;
+    const Operand das = self(*da), dbs = self(*db), dys = self(dy);
+    const Operand* const ops[3] = {&das, &dbs, &dys};
+    launch_walk(ctx, walk_over(dy, ops),
+                PairCopy{das.p, dbs.p, dys.p, op == Binary::sub ? -1.f : 1.f, accumulate});
+    return;
+  }
   if (da) operand_grad(ctx, *da, dy, mul ? &b : nullptr, 1.f, accumulate, "binary_backward: da does not fit dy");
   if (db) {
     operand_grad(ctx, *db, dy, mul ? &a : nullptr, op == Binary::sub ? -1.f : 1.f, accumulate,

@@ -120,6 +120,12 @@ void add_elementwise_cases(Registry& r) {
       const Box w = whole(same);
       binary_bwd_case(c, op, same, same, same, w, &w, &w, false, L::dense);
     });
+    // Both gradients over a part of dy (a residual connection's, partitioned), in scrambled
+    // layouts, added to what they hold: the cuda backend's one-pass path for add and sub.
+    r.add("binary_bwd/" + n + "/same_shape_part_accumulate", [=](Case& c) {
+      const Box p{{3, 5, 1}, {10, 30, 7}};
+      binary_bwd_case(c, op, same, same, same, p, &p, &p, true, L::scrambled);
+    });
     r.add("binary_bwd/" + n + "/broadcast", [=](Case& c) {
       const Box wa = whole(ba), wb = whole(bb);
       binary_bwd_case(c, op, ba, bb, by, whole(by), &wa, &wb, false, L::dense);
