@@ -51,22 +51,21 @@ void plan_rank(RankProgram& r) {
   struct Placed {
     int64_t lo, hi;
     int first, last;
+    bool operator<(const Placed& o) const { return lo != o.lo ? lo < o.lo : hi < o.hi; }
   };
-  std::vector<Placed> placed;
+  std::vector<Placed> placed;  // by (lo, hi): the first fit scans the live ones in address order
   int64_t arena = 0;
   for (int b : transient) {
     const int64_t size = align(std::max<int64_t>(r.buffers[b].bytes(), 1));
-    std::vector<std::pair<int64_t, int64_t>> busy;
-    for (const Placed& p : placed)
-      if (!(p.last < first[b] || last[b] < p.first)) busy.emplace_back(p.lo, p.hi);
-    std::sort(busy.begin(), busy.end());
     int64_t offset = 0;
-    for (const auto& [lo, hi] : busy) {
-      if (offset + size <= lo) break;
-      offset = std::max(offset, hi);
+    for (const Placed& p : placed) {
+      if (p.last < first[b] || last[b] < p.first) continue;  // not live together
+      if (offset + size <= p.lo) break;
+      offset = std::max(offset, p.hi);
     }
     r.buffers[b].offset = offset;
-    placed.push_back({offset, offset + size, first[b], last[b]});
+    const Placed q{offset, offset + size, first[b], last[b]};
+    placed.insert(std::upper_bound(placed.begin(), placed.end(), q), q);
     arena = std::max(arena, offset + size);
   }
   r.persistent_bytes = persistent;
