@@ -305,4 +305,48 @@ std::string strategy_table(const Graph& g, const ResolvedStrategy& r) {
   return out;
 }
 
+/// A Graphviz string literal's contents: quotes and backslashes escaped.
+std::string dot_escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string strategy_dot(const Graph& g, const ResolvedStrategy& r) {
+  // Fill colours by how an op is split: data parallel over every device (the default), on other
+  // dims too (model or spatial parallel), whole on one device, or written otherwise.
+  std::string out = fmt::format("digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, style=\"rounded,filled\", "
+                                "fontname=\"Helvetica\", fontsize=10];\n  edge [fontname=\"Helvetica\", fontsize=8];\n"
+                                "  label=\"{} on {} device{}: white data parallel, blue split on other dims, "
+                                "orange whole on one device, grey other\";\n",
+                                dot_escape(g.name), dot_escape(g.name), r.num_devices, r.num_devices == 1 ? "" : "s");
+  for (size_t i = 0; i < g.ops.size(); ++i) {
+    const Op& op = g.ops[i];
+    const OpConfig& c = r.configs[i];
+    const OpConfig dp = data_parallel_config(g, op, r.num_devices);
+    int64_t parts = 1;
+    bool other_dims = false;
+    for (size_t d = 0; d < c.degrees.size(); ++d) {
+      parts *= c.degrees[d];
+      if (d > 0 && c.degrees[d] > 1) other_dims = true;
+    }
+    const char* fill = c.degrees == dp.degrees && c.devices == dp.devices ? "white"
+                       : other_dims                                       ? "lightblue"
+                       : parts == 1                                       ? "orange"
+                                                                          : "lightgrey";
+    out += fmt::format("  op{} [label=\"{}\\n{}\\n{}\\non {}\", fillcolor={}];\n", i, dot_escape(op.name),
+                       op.info().name, config_str(c), fmt::join(c.devices, " "), fill);
+  }
+  for (size_t i = 0; i < g.ops.size(); ++i)
+    for (TensorId t : g.ops[i].inputs) {
+      const Tensor& tensor = g.tensors[t];
+      if (tensor.producer < 0) continue;
+      out += fmt::format("  op{} -> op{} [label=\"{}\"];\n", tensor.producer, i, dot_escape(tensor.type.str()));
+    }
+  return out + "}\n";
+}
+
 }  // namespace ffc

@@ -82,5 +82,8 @@ std::string config_str(const OpConfig& c);
 
 /// The table of FlexFlow's README: `| conv2 | conv2d | n=1 c=1 h=2 w=2 | 0 2 1 3 |`.
 std::string strategy_table(const Graph& g, const ResolvedStrategy& r);
+/// The graph with each op's configuration and devices as Graphviz (`dot -Tsvg`): a node per op
+/// (name, type, config, devices; filled by how it is split), an edge per tensor with its type.
+std::string strategy_dot(const Graph& g, const ResolvedStrategy& r);
 
 }  // namespace ffc

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 #include "frontend/strategy.h"
@@ -79,7 +80,7 @@ int cmd_print(const CommonFlags& f, PipelineOptions opts, bool rank_ir, int rank
   return 0;
 }
 
-int cmd_strategy(const CommonFlags& f, const std::string& export_path) {
+int cmd_strategy(const CommonFlags& f, const std::string& export_path, const std::string& dot_path) {
   Graph g = load_model(f.model);
   run_graph_pipeline(g, PipelineOptions{});
   Strategy s;
@@ -96,6 +97,12 @@ int cmd_strategy(const CommonFlags& f, const std::string& export_path) {
     write_strategy_file(to_strategy(g, r), export_path, header);
     std::cout << fmt::format("wrote {}\n", export_path);
   }
+  if (!dot_path.empty()) {
+    std::ofstream out(dot_path, std::ios::binary);
+    out << strategy_dot(g, r);
+    if (!out) throw UserError({dot_path, 0, 0}, "cannot write the Graphviz file");
+    std::cout << fmt::format("wrote {}\n", dot_path);
+  }
   return 0;
 }
 
@@ -105,7 +112,7 @@ int run(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "help for every subcommand");
 
   CommonFlags f;
-  std::string export_path, costs;
+  std::string export_path, dot_path, costs;
   PipelineOptions popts;
   std::vector<std::string> print_after;
   bool rank_ir = false;
@@ -130,6 +137,7 @@ int run(int argc, char** argv) {
   add_devices(strategy, f);
   add_batch(strategy, f);
   strategy->add_option("--export", export_path, "write the full strategy (every op) to FILE: .pb binary, .pbtxt text");
+  strategy->add_option("--dot", dot_path, "draw the graph with each op's configuration and devices (Graphviz) into FILE");
 
   auto* compile = app.add_subcommand("compile", "emit the per-rank C++ project for a model and strategy");
   CompileFlags cflags;
@@ -169,7 +177,7 @@ int run(int argc, char** argv) {
   try {
     for (const std::string& p : print_after) popts.print_after.insert(p);
     if (print->parsed()) return cmd_print(f, popts, rank_ir, rank_filter);
-    if (strategy->parsed()) return cmd_strategy(f, export_path);
+    if (strategy->parsed()) return cmd_strategy(f, export_path, dot_path);
     if (compile->parsed()) return cmd_compile(cflags);
     if (verify->parsed()) return cmd_verify(vflags);
     if (simulate->parsed()) return cmd_simulate(sflags);
