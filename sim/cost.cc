@@ -94,6 +94,15 @@ double AnalyticalCostModel::member_time(const Program& p, const PhaseMember& m) 
   auto packs = [&](const Operand& o) {
     if (!is_contiguous(r, o)) pack += 2 * operand_bytes(r, o) / m_.memory_bandwidth + m_.launch;
   };
+  // A collective after the first over the same group of the phase: with a measured grouped
+  // cost, that instead of the ring's latency (the phase is one NCCL group).
+  std::vector<int> groups_seen;
+  auto latency_of = [&](int group, double ring_latency, int steps) {
+    const bool again = std::find(groups_seen.begin(), groups_seen.end(), group) != groups_seen.end();
+    if (!again) groups_seen.push_back(group);
+    if (!again || m_.grouped_collective < 0 || steps <= 0) return ring_latency;
+    return m_.grouped_collective / steps;  // the ring functions count the latency once per step
+  };
   for (const CommOp& c : m.instr->comm) {
     switch (c.kind) {
       case CommKind::send:
@@ -108,24 +117,27 @@ double AnalyticalCostModel::member_time(const Program& p, const PhaseMember& m) 
       case CommKind::all_reduce: {
         const std::vector<int>& group = p.groups.at(c.group);
         auto [bw, lat] = link(group);
+        const int n = static_cast<int>(group.size());
         packs(c.dst);
-        collectives += ring_all_reduce_time(operand_bytes(r, c.dst), static_cast<int>(group.size()), bw, lat);
+        collectives += ring_all_reduce_time(operand_bytes(r, c.dst), n, bw, latency_of(c.group, lat, 2 * (n - 1)));
         break;
       }
       case CommKind::all_gather: {
         const std::vector<int>& group = p.groups.at(c.group);
         auto [bw, lat] = link(group);
+        const int n = static_cast<int>(group.size());
         packs(c.src);
         for (const Box& piece : c.pieces) packs(Operand{c.dst.buffer, piece});
-        collectives += ring_gather_time(operand_bytes(r, c.dst), static_cast<int>(group.size()), bw, lat);
+        collectives += ring_gather_time(operand_bytes(r, c.dst), n, bw, latency_of(c.group, lat, n - 1));
         break;
       }
       case CommKind::reduce_scatter: {
         const std::vector<int>& group = p.groups.at(c.group);
         auto [bw, lat] = link(group);
+        const int n = static_cast<int>(group.size());
         packs(c.src);
         packs(c.dst);
-        collectives += ring_gather_time(operand_bytes(r, c.src), static_cast<int>(group.size()), bw, lat);
+        collectives += ring_gather_time(operand_bytes(r, c.src), n, bw, latency_of(c.group, lat, n - 1));
         break;
       }
     }

@@ -37,6 +37,7 @@ const std::vector<NumberKey>& number_keys() {
       {"tf32_tflop_s", &Machine::tf32_flops, 1e12, false},
       {"memory_bandwidth_gb_s", &Machine::memory_bandwidth, 1e9, false},
       {"launch_us", &Machine::launch, 1e-6, true},
+      {"grouped_collective_us", &Machine::grouped_collective, 1e-6, true},
   };
   return keys;
 }
@@ -63,7 +64,8 @@ std::string Machine::describe() const {
                      "links {:.0f} GB/s {:.1f} us (node), {:.0f} GB/s {:.1f} us (between nodes), launch {:.1f} us",
                      name, card_note, where, gpu_memory / kGiB, fp32_flops / 1e12, tf32_flops / 1e12, memory_bandwidth / 1e9,
                      intra_node_bandwidth / 1e9, intra_node_latency * 1e6, inter_node_bandwidth / 1e9,
-                     inter_node_latency * 1e6, launch * 1e6);
+                     inter_node_latency * 1e6, launch * 1e6) +
+         (grouped_collective >= 0 ? fmt::format(", {:.1f} us a grouped collective", grouped_collective * 1e6) : "");
 }
 
 std::optional<Machine> machine_preset(std::string_view name) {

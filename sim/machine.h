@@ -27,6 +27,10 @@ struct Machine {
   double tf32_flops = 400e12;           ///< FLOP/s of TF32 tensor-core arithmetic (dense, effective)
   double memory_bandwidth = 3e12;       ///< bytes/s of the GPU's memory (HBM)
   double launch = 4e-6;                 ///< s: the floor of one kernel (launch and its tail)
+  /// s: what each collective after the first over the same group of one phase adds besides its
+  /// bandwidth term (a phase is one NCCL group: its collectives share a launch and overlap their
+  /// ring steps). Negative: not measured, and each collective pays the whole ring latency.
+  double grouped_collective = -1;
 
   /// The node that rank `rank` runs on.
   int node_of(int rank) const { return rank / gpus_per_node; }

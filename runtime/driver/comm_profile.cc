@@ -5,7 +5,9 @@
 // measures what emitted programs do: an all-reduce over every rank, one over ranks 0 and 1, and a
 // transfer from rank 0 to rank 1, over sizes from 4 KiB up by factors of 4. For each kind it fits
 // the simulator's formula (t = steps · L + x / B, x the formula's bytes term) and prints a table;
-// with --out it writes a machine file whose links are the all-ranks all-reduce's fit.
+// with --out it writes a machine file whose links are the all-ranks all-reduce's fit. A phase of 8
+// small all-reduces against a lone one gives what each collective after the first of a phase adds
+// (grouped_collective_us).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -27,6 +29,7 @@ using ffrt::Context;
 using ffrt::View;
 
 constexpr int64_t kMinBytes = int64_t{4} << 10;  // 4 KiB
+constexpr int kGrouped = 8;                      // all-reduces in the grouped phase
 constexpr double kMinLatencyUs = 0.01;           // what a negative intercept is clamped to
 constexpr double kMaxBandwidthGBs = 1e6;         // what a non-positive slope is clamped to
 
@@ -34,9 +37,9 @@ constexpr const char* kUsage = R"(usage: mpirun -np N %s [flags]     (N >= 2, on
 
 Times libffrt's phases (%s backend) between the ranks of one node: an all-reduce over every rank, an
 all-reduce over ranks 0 and 1, a transfer from rank 0 to rank 1, over sizes from 4 KiB up by factors
-of 4. Fits the simulator's formulas to the medians (latency L and bandwidth B of each kind) and
-prints them; --out writes a machine file for ffc simulate --machine with the all-ranks fit as the
-intra-node link.
+of 4, and a phase of 8 all-reduces of 4 KiB. Fits the simulator's formulas to the medians (latency
+L and bandwidth B of each kind) and prints them; --out writes a machine file for ffc simulate
+--machine with the all-ranks fit as the intra-node link and what a grouped all-reduce adds.
   --out FILE      the machine file to write
   --base NAME     the preset it starts from: h100 or h200 (default h100)
   --max-mib M     the largest size, in MiB (default 256; the largest 4 KiB x 4^k not above it)
@@ -108,6 +111,7 @@ struct Series {
   std::string name;          ///< for the table
   std::vector<int> members;  ///< the ranks taking part (0 and 1 are always among them)
   int group = -1;            ///< the all-reduce's group; -1: a transfer from rank 0 to rank 1
+  int count = 1;             ///< all-reduces per phase, each over its own slice of the buffer
   double steps = 1, scale = 1;
   std::vector<int64_t> bytes;
   std::vector<double> median_us;  ///< rank 0 only
@@ -155,8 +159,10 @@ double time_once(Comm& comm, Context& ctx, const Series& s, const View& buf, con
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < kPhasesPerRep; ++i) {
     Comm::Phase p(comm, ctx);
-    if (s.group >= 0) p.all_reduce(buf, s.group);
-    else if (comm.rank() == 0) p.send(buf, 1);
+    if (s.group >= 0) {
+      const int64_t n = buf.size[0] / s.count;
+      for (int k = 0; k < s.count; ++k) p.all_reduce(ffrt::whole_view(buf.f32() + k * n, ffrt::DType::f32, {n}), s.group);
+    } else if (comm.rank() == 0) p.send(buf, 1);
     else p.recv(buf, 0);
     p.run();
   }
@@ -265,7 +271,8 @@ std::string today() {
 
 /// The machine file (docs/simulator.md, "Machines"): the base preset with the all-ranks
 /// all-reduce's fit as the intra-node link; the other fits and the medians as comments.
-void write_machine(const Options& o, const std::string& device, int ranks, const std::vector<Series>& series) {
+void write_machine(const Options& o, const std::string& device, int ranks, const std::vector<Series>& series,
+                   double grouped_us) {
   const Series& main = series.front();
   std::ostringstream f;
   f << "# Measured by ffrt_comm_profile (" << ffrt::backend_name() << " backend) on " << ranks << " x " << device
@@ -281,9 +288,10 @@ void write_machine(const Options& o, const std::string& device, int ranks, const
     for (size_t i = 0; i < s.bytes.size(); ++i) f << " " << s.bytes[i] << "=" << s.median_us[i];
     f << "\n";
   }
-  char values[128];
-  std::snprintf(values, sizeof values, "intra_node_bandwidth_gb_s = %.6g\nintra_node_latency_us = %.6g\n",
-                main.bandwidth_gb_s, main.latency_us);
+  char values[256];
+  std::snprintf(values, sizeof values,
+                "intra_node_bandwidth_gb_s = %.6g\nintra_node_latency_us = %.6g\ngrouped_collective_us = %.6g\n",
+                main.bandwidth_gb_s, main.latency_us, grouped_us);
   f << "base = " << o.base << "\nname = measured\n" << values;
   std::FILE* out = std::fopen(o.out.c_str(), "w");
   if (!out) throw ffrt::Error("cannot write " + o.out);
@@ -346,7 +354,23 @@ void run(Comm& comm, const Options& o) {
     fit(s);
     print_series(s);
   }
-  if (comm.rank() == 0 && !o.out.empty()) write_machine(o, device, ranks, series);
+  // A phase of kGrouped all-reduces of 4 KiB over every rank against a lone one: what each
+  // collective after the first of a phase adds (the machine's grouped_collective_us). A program's
+  // phases hold many: a bucket of gradients, a transformer's dozens of small ones.
+  Series grouped = all_reduce_series("all_reduce_x8", all, 0);
+  grouped.count = kGrouped;
+  const double t_grouped = measure(comm, ctx, o, grouped,
+                                   ffrt::whole_view(mem.get(), ffrt::DType::f32, {kGrouped * kMinBytes / 4}), one);
+  double grouped_us = 0;
+  if (comm.rank() == 0) {
+    const double lone = series.front().median_us.front();
+    grouped_us = std::max(0.0, (t_grouped - lone) / (kGrouped - 1));
+    std::printf("grouped: a phase of %d all-reduces of 4 KiB over ranks %s: %.2f us, a lone one %.2f us: each after the "
+                "first adds %.3g us\n",
+                kGrouped, ranks_str(all).c_str(), t_grouped, lone, grouped_us);
+    std::fflush(stdout);
+  }
+  if (comm.rank() == 0 && !o.out.empty()) write_machine(o, device, ranks, series, grouped_us);
 }
 
 }  // namespace

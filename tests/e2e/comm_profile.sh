@@ -25,9 +25,15 @@ lat=$(sed -n 's/^intra_node_latency_us = //p' "$work/measured.machine")
 fit=$(grep -m1 '^fit: all_reduce over ranks 0,1: ' "$work/run.log")
 [[ "$fit" == *"B = $bw GB/s, L = $lat us"* ]] || { echo "comm_profile: the file's links are not the fit: $fit" >&2; exit 1; }
 
+# The grouped phase: what each all-reduce after the first adds, printed and in the file.
+grep -Eq '^grouped: a phase of 8 all-reduces of 4 KiB over ranks 0,1: ' "$work/run.log"
+grouped=$(sed -n 's/^grouped_collective_us = //p' "$work/measured.machine")
+[ -n "$grouped" ] || { echo "comm_profile: no grouped_collective_us in the file" >&2; exit 1; }
+
 # ffc simulate reads it, on the measured links.
 "$ffc" simulate "$model" -g 2 --machine "$work/measured.machine" | tee "$work/simulate.log"
 grep -Eq 'measured \(h200\)' "$work/simulate.log" || { echo "comm_profile: simulate did not use the file" >&2; exit 1; }
+grep -Eq 'us a grouped collective' "$work/simulate.log" || { echo "comm_profile: simulate did not read grouped_collective_us" >&2; exit 1; }
 "${PYTHON:-python3}" - "$work/simulate.log" "$bw" "$lat" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
