@@ -43,14 +43,6 @@ std::vector<std::string> buffer_idents(const RankProgram& r) {
   return ids;
 }
 
-/// The batch dims of a graph tensor's shape (bit d: dim d is N).
-uint32_t batch_dims_of(const Shape& s) {
-  uint32_t m = 0;
-  for (size_t d = 0; d < s.size(); ++d)
-    if (s[d].batch) m |= 1u << d;
-  return m;
-}
-
 /// The greatest common divisor of the compiled batch and every coordinate and extent the emitted
 /// code gives along a batch dim. The program runs a global batch b when every such number q scales
 /// to an integer q * b / batch: when b is a multiple of batch / gcd (ModelInfo::batch_unit).
@@ -175,13 +167,13 @@ class RankEmitter {
     auto never = [](size_t) -> std::string { FFC_INTERNAL_ERROR("an absent operand where every one is needed"); };
     list("in", in.in, [&](size_t i) {
       const TensorType& t = g_.type(op.inputs[i]);
-      return absent(t.dtype, batch_dims_of(t.shape), bound.in[i], in.in[i].box);
+      return absent(t.dtype, batch_dims(t.shape), bound.in[i], in.in[i].box);
     });
     list("out", in.out, never);
     list("params", in.params, never);
     list("saved", in.saved, never);
     list("dout", in.dout, [&](size_t j) {
-      return absent(DType::f32, batch_dims_of(g_.type(op.outputs[j]).shape), bound.out[j], in.dout[j].box);
+      return absent(DType::f32, batch_dims(g_.type(op.outputs[j]).shape), bound.out[j], in.dout[j].box);
     });
     list("din", in.din, [](size_t) { return std::string("std::nullopt"); });
     list("dparams", in.dparams, [](size_t) { return std::string("std::nullopt"); });

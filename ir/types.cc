@@ -57,6 +57,13 @@ std::vector<int64_t> bind_shape(const Shape& s, int64_t batch_size) {
   return out;
 }
 
+uint32_t batch_dims(const Shape& s) {
+  uint32_t mask = 0;
+  for (size_t d = 0; d < s.size(); ++d)
+    if (s[d].batch) mask |= 1u << d;
+  return mask;
+}
+
 bool has_batch(const Shape& s) {
   for (const Dim& d : s)
     if (d.batch) return true;

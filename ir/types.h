@@ -47,6 +47,8 @@ int64_t num_elements(const Shape& s, int64_t batch_size);
 std::vector<int64_t> bind_shape(const Shape& s, int64_t batch_size);
 /// Whether any dimension is N.
 bool has_batch(const Shape& s);
+/// The dims that are N, as a mask: bit d for dim d.
+uint32_t batch_dims(const Shape& s);
 
 /// The type of a tensor: element type and shape.
 struct TensorType {

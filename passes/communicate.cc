@@ -65,10 +65,8 @@ class Lowerer {
     b.param = param;
     b.batch_dims = batch_dims;
     if (tensor >= 0) {
-      const Shape& shape = g_.type(tensor).shape;
-      FFC_CHECK(shape.size() == b.full.size());
-      for (size_t d = 0; d < shape.size(); ++d)
-        if (shape[d].batch) b.batch_dims |= 1u << d;
+      FFC_CHECK(g_.type(tensor).shape.size() == b.full.size());
+      b.batch_dims |= ffc::batch_dims(g_.type(tensor).shape);
     }
     r.buffers.push_back(std::move(b));
     return static_cast<int>(r.buffers.size()) - 1;

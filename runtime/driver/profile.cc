@@ -243,9 +243,11 @@ int profile_main(int argc, char** argv, const ProfileInfo& p) {
     const std::string dev = device_name(*ctx);
     if (card.empty()) card = card_name(dev);
     const char* math = tf32 ? "tf32" : "fp32";
+    const std::string replays =
+        !eager && graphs_supported() ? ", each a replay of " + std::to_string(kGraphCalls) + " recorded calls" : "";
     std::printf("profiling %zu kernels of %s on %s (%s backend), card %s, %s, %d reps after %d warm-up%s\n%s",
                 p.kernels.size(), p.name.c_str(), dev.c_str(), backend_name(), card.c_str(), math, reps, warmup,
-                !eager && graphs_supported() ? ", each a replay of 10 recorded calls" : "", p.about.c_str());
+                replays.c_str(), p.about.c_str());
     std::fflush(stdout);
     std::string table = "ffc-costs 1\n# card math microseconds kernel\n";
     double total_us = 0;

@@ -22,12 +22,18 @@ namespace {
 /// How many times the arena's plan a run of global batch `batch` needs (its offsets scale by it).
 int64_t arena_growth(const ModelInfo& m, int64_t batch) { return batch <= m.batch ? 1 : (batch + m.batch - 1) / m.batch; }
 
+/// The step a run's global batch must be a multiple of (the compiled batch when codegen gave none).
+int64_t batch_unit(const ModelInfo& m) { return m.batch_unit > 0 ? m.batch_unit : m.batch; }
+
+/// Whether the strategy's parts split global batch `batch` into whole samples.
+bool batch_splits(const ModelInfo& m, int64_t batch) { return batch == m.batch || (batch > 0 && batch % batch_unit(m) == 0); }
+
 }  // namespace
 
 Runner::Runner(const ModelInfo& m, Comm& comm, const RunOptions& opts)
     : m_(m), comm_(comm), opts_(opts), batch_(opts.batch > 0 ? opts.batch : m.batch), growth_(arena_growth(m, batch_)),
       ctx_(make_context({opts.threads, comm.local_rank(), comm.rank(), opts.tf32})) {
-  if (batch_ != m_.batch && (m_.batch_unit <= 0 || batch_ % m_.batch_unit != 0))
+  if (!batch_splits(m_, batch_))
     throw Error("program: a global batch of " + std::to_string(batch_) + " does not split as the strategy does");
   const ModelInfo::Rank& r = m_.rank_programs.at(comm_.rank());
   persistent_ = allocate(*ctx_, static_cast<size_t>(r.persistent_bytes));
@@ -64,15 +70,17 @@ View Runner::make(const Buf& b, const int64_t* lo, const int64_t* size) const {
   const int64_t offset = b.persistent ? b.offset : b.offset * growth_;
   if (!b.batch || batch_ == m_.batch)
     return sub_view(make_view(base + offset, b.dtype, b.rank, b.full, b.lo, b.size), lo, size);
-  // Another batch: the batch dims' extents and coordinates scale with it (exactly: batch_unit).
   int64_t full[kMaxRank], blo[kMaxRank], bsize[kMaxRank], vlo[kMaxRank], vsize[kMaxRank];
-  for (int d = 0; d < b.rank; ++d) {
-    const bool n = b.batch >> d & 1u;
-    auto scale = [&](int64_t q) { return n ? q * batch_ / m_.batch : q; };
-    full[d] = scale(b.full[d]), blo[d] = scale(b.lo[d]), bsize[d] = scale(b.size[d]);
-    vlo[d] = scale(lo[d]), vsize[d] = scale(size[d]);
-  }
+  at_batch(b.batch, b.rank, b.full, full);
+  at_batch(b.batch, b.rank, b.lo, blo);
+  at_batch(b.batch, b.rank, b.size, bsize);
+  at_batch(b.batch, b.rank, lo, vlo);
+  at_batch(b.batch, b.rank, size, vsize);
   return sub_view(make_view(base + offset, b.dtype, b.rank, full, blo, bsize), vlo, vsize);
+}
+
+void Runner::at_batch(uint32_t dims, int rank, const int64_t* q, int64_t* out) const {
+  for (int d = 0; d < rank; ++d) out[d] = dims >> d & 1u ? q[d] * batch_ / m_.batch : q[d];
 }
 
 View Runner::whole(const Buf& b) const { return make(b, b.lo, b.size); }
@@ -87,11 +95,9 @@ View Runner::absent(DType dtype, uint32_t batch, std::initializer_list<int64_t> 
                     std::initializer_list<int64_t> size) const {
   const int rank = static_cast<int>(full.size());
   int64_t f[kMaxRank], l[kMaxRank], s[kMaxRank];
-  for (int d = 0; d < rank; ++d) {
-    const bool n = batch >> d & 1u;
-    auto scale = [&](int64_t q) { return n ? q * batch_ / m_.batch : q; };
-    f[d] = scale(full.begin()[d]), l[d] = scale(lo.begin()[d]), s[d] = scale(size.begin()[d]);
-  }
+  at_batch(batch, rank, full.begin(), f);
+  at_batch(batch, rank, lo.begin(), l);
+  at_batch(batch, rank, size.begin(), s);
   View v = make_view(nullptr, dtype, rank, f, l, s);
   v.data = nullptr;
   return v;
@@ -525,7 +531,7 @@ int run_main(int argc, char** argv, const ModelInfo& m) {
     if (a == "-h" || a == "--help") {
       if (comm->rank() == 0)
         std::printf(kUsage, m.name.c_str(), static_cast<long long>(m.batch),
-                    static_cast<long long>(m.batch_unit > 0 ? m.batch_unit : m.batch));
+                    static_cast<long long>(batch_unit(m)));
       return 0;
     }
     auto value = [&]() -> std::string {
@@ -548,10 +554,9 @@ int run_main(int argc, char** argv, const ModelInfo& m) {
       else if (a == "-b" || a == "--batch-size") {
         o.batch = std::stoll(value());
         // The strategy splits the batch into parts: another batch must split the same way.
-        const int64_t unit = m.batch_unit > 0 ? m.batch_unit : m.batch;
-        if (o.batch != m.batch && (o.batch <= 0 || o.batch % unit != 0))
+        if (!batch_splits(m, o.batch))
           usage_error(*comm, "-b " + std::to_string(o.batch) + ": the strategy splits the global batch into parts " +
-                                 "of whole samples; the batch must be a multiple of " + std::to_string(unit) +
+                                 "of whole samples; the batch must be a multiple of " + std::to_string(batch_unit(m)) +
                                  " (compiled for " + std::to_string(m.batch) + "), or recompile with ffc compile -b " +
                                  std::to_string(o.batch));
       } else if (a == "--lr") o.lr = std::stof(value());

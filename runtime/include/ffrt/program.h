@@ -132,8 +132,6 @@ class Runner {
   /// An operand a part does not need: a box with no data of a tensor whose batch dims are `batch`.
   View absent(DType dtype, uint32_t batch, std::initializer_list<int64_t> full, std::initializer_list<int64_t> lo,
               std::initializer_list<int64_t> size) const;
-  /// The global batch this run trains with.
-  int64_t batch() const { return batch_; }
 
   void init_param(int param, const View& v);
   /// The box of input `input` for this iteration.
@@ -183,6 +181,9 @@ class Runner {
   void write_trace(double iteration_s);
   /// A view of the box [lo, lo + size) of b, at this run's batch.
   View make(const Buf& b, const int64_t* lo, const int64_t* size) const;
+  /// out = q with its dims in `dims` (bit d: dim d is the batch) scaled from the compiled batch to
+  /// this run's: exactly, as the run's batch is a multiple of ModelInfo::batch_unit.
+  void at_batch(uint32_t dims, int rank, const int64_t* q, int64_t* out) const;
   const ModelInfo& m_;
   Comm& comm_;
   RunOptions opts_;
