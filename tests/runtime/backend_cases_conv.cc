@@ -323,6 +323,9 @@ std::vector<PoolGeom> pool_geoms() {
       {"avg_3x3_s2_p1_ceil_include_pad", {2, 4, 14, 12}, pool_attrs(3, 3, 2, 2, 1, 1, false, true), true},
       {"avg_global_7x7", {4, 64, 7, 7}, pool_attrs(7, 7, 7, 7, 0, 0, false)},
       {"big_max_3x3_s2_p1", {8, 64, 28, 28}, pool_attrs(3, 3, 2, 2, 1, 1, true)},
+      // AlexNet's first pooling: a plane needs more shared memory than the cuda backend gives a
+      // block of several.
+      {"alexnet_max_3x3_s2", {4, 16, 55, 55}, pool_attrs(3, 3, 2, 2, 0, 0, true)},
   };
 }
 
@@ -340,8 +343,13 @@ void pool_fwd(Case& c, const PoolGeom& g, Act act, const Box& yb, bool halo, L l
 
 /// dx over `dxb` from dy's box `dyb`. x (dy's halo box) and y (the forward over dy's box, with
 /// `act` fused) are passed when `with_xy`, else empty views (average pooling needs neither).
-void pool_bwd(Case& c, const PoolGeom& g, Act act, const Box& dyb, const Box& dxb, bool accumulate, bool with_xy, L l) {
-  const HostArray x = c.uniform(g.x), dy = c.uniform(g.y()), dx = c.uniform(g.x);
+/// With `ties`, x takes five values only, so windows hold several maxima.
+void pool_bwd(Case& c, const PoolGeom& g, Act act, const Box& dyb, const Box& dxb, bool accumulate, bool with_xy, L l,
+              bool ties = false) {
+  HostArray x = c.uniform(g.x);
+  if (ties)
+    for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = std::round(x.f32()[i] * 2.f) / 2.f;
+  const HostArray dy = c.uniform(g.y()), dx = c.uniform(g.x);
   View xv = none(), yv = none();
   if (with_xy) {
     xv = c.in(x, g.in_box(dyb), l);
@@ -417,6 +425,31 @@ void add_pool_cases(Registry& r) {
     r.add(std::string("pool2d_bwd/") + p.geom + "/part_" + p.name, [p](Case& c) {
       const PoolGeom& g = pool(p.geom);
       pool_bwd(c, g, Act::none, p.dy, p.halo ? g.in_box(p.dy) : p.dx, p.accumulate, g.a.max, L::scrambled);
+    });
+  }
+  // Whole planes (the cuda backend's shared-memory path): accumulating, over some channels of some
+  // images, and with ties (the first maximum in row-major order takes the gradient).
+  for (const char* geom : {"max_3x3_s2_p1", "avg_3x3_p1_exclude_pad", "alexnet_max_3x3_s2"}) {
+    r.add(std::string("pool2d_bwd/") + geom + "/whole_accumulate", [=](Case& c) {
+      const PoolGeom& g = pool(geom);
+      pool_bwd(c, g, Act::none, whole(g.y()), whole(g.x), true, g.a.max, L::scrambled);
+    });
+    r.add(std::string("pool2d_bwd/") + geom + "/planes_channels", [=](Case& c) {
+      const PoolGeom& g = pool(geom);
+      const Shape y = g.y();
+      const Box dy{{1, 1, 0, 0}, {1, 3, y[2], y[3]}};
+      pool_bwd(c, g, Act::none, dy, g.in_box(dy), false, g.a.max, L::scrambled);
+    });
+    r.add(std::string("pool2d_fwd/") + geom + "/planes_channels", [=](Case& c) {
+      const PoolGeom& g = pool(geom);
+      const Shape y = g.y();
+      pool_fwd(c, g, Act::relu, {{1, 1, 0, 0}, {1, 3, y[2], y[3]}}, true, L::scrambled);
+    });
+  }
+  for (const char* geom : {"max_3x3_s2_p1", "max_2x2_ceil", "alexnet_max_3x3_s2"}) {
+    r.add(std::string("pool2d_bwd/") + geom + "/ties", [=](Case& c) {
+      const PoolGeom& g = pool(geom);
+      pool_bwd(c, g, Act::none, whole(g.y()), whole(g.x), false, true, L::dense, true);
     });
   }
   // Max pooling routes to the maximum of x even when y holds act(max).
