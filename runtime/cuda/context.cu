@@ -95,6 +95,8 @@ Context::~Context() {
   if (self) *self = nullptr;
   if (stream) (void)cudaStreamSynchronize(stream);
   if (comm_stream) (void)cudaStreamSynchronize(comm_stream);
+  // Plans first: cuDNN's execution plans are released while its handle still lives.
+  plans.clear();
   for (cudaEvent_t e : mark_events) (void)cudaEventDestroy(e);
   for (auto& [bytes, p] : free_blocks) (void)cudaFree(p);
   if (workspace_ptr) (void)cudaFree(workspace_ptr);

@@ -14,14 +14,17 @@
 //
 // Algorithms are chosen once per shape by measurement (cudnnFind*AlgorithmEx; for short calls the
 // fastest few again by the wall clock, host time included) and kept, with their descriptors, in
-// the context's plans. Without ctx.tf32 the math is strict fp32 (CUDNN_FMA_MATH)
-// and the FFT and Winograd algorithms, whose rounding differs most from a direct sum, are left
-// out. The bias and activation follow the convolution as one in-place pass (dnn.h); the bias
+// the context's plans. With ctx.tf32 the first engines that cuDNN's graph API proposes for the
+// call are timed as well, and the fastest of all runs (an execution plan, keyed also by beta,
+// which a graph fixes). Without ctx.tf32 the math is strict fp32 (CUDNN_FMA_MATH), only legacy
+// algorithms run, and the FFT and Winograd ones, whose rounding differs most from a direct sum,
+// are left out. The bias and activation follow the convolution as one in-place pass (dnn.h); the bias
 // gradient is a per-channel sum in double.
 #include <algorithm>
 #include <chrono>
 #include <climits>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "dnn.h"
@@ -294,13 +297,63 @@ struct Call {
   int64_t pad[2], groups;
 };
 
-/// A call's descriptors and the algorithm measured fastest for them.
+// ---- cuDNN's graph API ---------------------------------------------------------------------------
+
+/// A descriptor of cuDNN's graph (backend) API, destroyed with its owner.
+class BackendDesc {
+ public:
+  BackendDesc() = default;
+  /// A new descriptor of `type`; check ok() (creation fails only when cuDNN is short of memory).
+  explicit BackendDesc(cudnnBackendDescriptorType_t type) {
+    if (cudnnBackendCreateDescriptor(type, &d_) != CUDNN_STATUS_SUCCESS) d_ = nullptr;
+  }
+  ~BackendDesc() {
+    if (d_) cudnnBackendDestroyDescriptor(d_);
+  }
+  BackendDesc(BackendDesc&& o) noexcept : d_(std::exchange(o.d_, nullptr)) {}
+  BackendDesc& operator=(BackendDesc&& o) noexcept {
+    std::swap(d_, o.d_);
+    return *this;
+  }
+  BackendDesc(const BackendDesc&) = delete;
+  BackendDesc& operator=(const BackendDesc&) = delete;
+  bool ok() const { return d_ != nullptr; }
+  cudnnBackendDescriptor_t get() const { return d_; }
+
+ private:
+  cudnnBackendDescriptor_t d_ = nullptr;
+};
+
+/// Accumulates the statuses of a sequence of graph-API calls: any failure makes it false. The
+/// graph API is an alternative to the legacy algorithms, so a call it does not support is not an
+/// error: the legacy algorithm runs.
+struct Status {
+  bool ok = true;
+  void operator()(cudnnStatus_t s) { ok = ok && s == CUDNN_STATUS_SUCCESS; }
+};
+
+/// The operand ids of a call's graph (its variant pack maps them to addresses).
+enum : int64_t { kUidX = 1, kUidW = 2, kUidY = 3 };
+
+/// An execution plan of the graph API for one call, with every descriptor it was built from, and
+/// the variant pack of the addresses it last ran on.
+struct GraphPlan {
+  std::vector<BackendDesc> parts;
+  BackendDesc plan;
+  size_t workspace = 0;
+  BackendDesc pack;
+  void* pack_ptrs[4] = {};  ///< x, w, y, workspace
+};
+
+/// A call's descriptors and the algorithm measured fastest for them: a legacy algorithm, or an
+/// engine of the graph API (`graph`) when one measured faster.
 struct Plan {
   TensorDesc x, y;
   FilterDesc w;
   ConvDesc conv;
   int algo = 0;
   size_t workspace = 0;
+  std::unique_ptr<GraphPlan> graph;
 };
 
 /// The algorithms whose results round like a direct sum, allowed in strict fp32.
@@ -352,9 +405,39 @@ struct Scratch {
   }
 };
 
+/// Runs a graph plan on the call's operands, `out` standing for the direction's result; the
+/// variant pack is rebuilt only when an address changed.
+cudnnStatus_t execute_graph(Context& ctx, const Call& c, GraphPlan& g, void* out) {
+  void* ws = g.workspace ? ctx.workspace(g.workspace) : nullptr;
+  void* x = c.dir == Dir::data ? out : static_cast<void*>(c.x.p);
+  void* w = c.dir == Dir::filter ? out : static_cast<void*>(c.w.p);
+  void* y = c.dir == Dir::forward ? out : static_cast<void*>(c.y.p);
+  void* const ptrs[4] = {x, w, y, ws};
+  if (!g.pack.ok() || !std::equal(ptrs, ptrs + 4, g.pack_ptrs)) {
+    BackendDesc pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
+    const int64_t uids[3] = {kUidX, kUidW, kUidY};
+    Status st{pack.ok()};
+    if (st.ok) {
+      st(cudnnBackendSetAttribute(pack.get(), CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, uids));
+      st(cudnnBackendSetAttribute(pack.get(), CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3, ptrs));
+      st(cudnnBackendSetAttribute(pack.get(), CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ptrs[3]));
+      st(cudnnBackendFinalize(pack.get()));
+    }
+    if (!st.ok) return CUDNN_STATUS_NOT_SUPPORTED;
+    g.pack = std::move(pack);
+    std::copy(ptrs, ptrs + 4, g.pack_ptrs);
+  }
+  return cudnnBackendExecute(ctx.cudnn, g.plan.get(), g.pack.get());
+}
+
 /// Issues a call with the plan's descriptors, algorithm and workspace: out = conv(...) + beta * out,
-/// `out` being where the direction's result goes (y, dx or dw).
+/// `out` being where the direction's result goes (y, dx or dw). A graph plan has its beta built in
+/// (plans are kept per beta).
 void execute(Context& ctx, const Call& c, const Plan& p, void* out, float beta) {
+  if (p.graph) {
+    FFRT_CUDNN(&ctx, execute_graph(ctx, c, *p.graph, out));
+    return;
+  }
   void* ws = p.workspace ? ctx.workspace(p.workspace) : nullptr;
   const float one = 1.f;
   switch (c.dir) {
@@ -386,9 +469,221 @@ bool use_algorithm(Context& ctx, Dir dir, Plan& p, int algo, cudnnMathType_t mat
   return true;
 }
 
+/// Wall-clock microseconds of `calls` back-to-back runs of f after one more, on ctx.stream: GPU
+/// time, or host time where the host is slower (what an eager step pays).
+template <typename F>
+double time_calls(Context& ctx, int calls, F&& f) {
+  f();
+  FFRT_CUDA(&ctx, cudaStreamSynchronize(ctx.stream));
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int k = 0; k < calls; ++k) f();
+  FFRT_CUDA(&ctx, cudaStreamSynchronize(ctx.stream));
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// A 4-D tensor of the graph API: extents n, element strides s (an extent-1 dim's stride made the
+/// dense one, as TensorDesc does), at addresses aligned to `align` bytes.
+BackendDesc graph_tensor(int64_t uid, const int64_t* n, const int64_t* s, int64_t align, Status& st) {
+  BackendDesc t(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+  st(t.ok() ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_NOT_INITIALIZED);
+  if (!st.ok) return t;
+  int64_t dims[4], strides[4], dense = 1;
+  for (int k = 3; k >= 0; --k) {
+    dims[k] = n[k];
+    strides[k] = n[k] == 1 ? dense : s[k];
+    dense = strides[k] * n[k];
+  }
+  const cudnnDataType_t type = CUDNN_DATA_FLOAT;
+  st(cudnnBackendSetAttribute(t.get(), CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type));
+  st(cudnnBackendSetAttribute(t.get(), CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, dims));
+  st(cudnnBackendSetAttribute(t.get(), CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, strides));
+  st(cudnnBackendSetAttribute(t.get(), CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid));
+  st(cudnnBackendSetAttribute(t.get(), CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align));
+  st(cudnnBackendFinalize(t.get()));
+  return t;
+}
+
+/// The operation graph of a call, out = conv(...) + beta * out, appended to `parts` (its last
+/// element); false when the graph API does not take it.
+bool build_graph(Context& ctx, const Call& c, const Geom& g, float beta, std::vector<BackendDesc>& parts) {
+  Status st;
+  const int64_t wstride[4] = {c.w.n[1] * c.w.n[2] * c.w.n[3], c.w.n[2] * c.w.n[3], c.w.n[3], 1};
+  const auto align = [](const void* q) { return static_cast<int64_t>(std::min(cuda::alignment(q), 16)); };
+  parts.push_back(graph_tensor(kUidX, c.x.n, c.x.s, align(c.x.p), st));
+  parts.push_back(graph_tensor(kUidW, c.w.n, wstride, align(c.w.p), st));
+  parts.push_back(graph_tensor(kUidY, c.y.n, c.y.s, align(c.y.p), st));
+  if (!st.ok) return false;
+  cudnnBackendDescriptor_t x = parts[parts.size() - 3].get(), w = parts[parts.size() - 2].get(),
+                           y = parts[parts.size() - 1].get();
+
+  BackendDesc conv(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
+  if (!conv.ok()) return false;
+  const cudnnDataType_t compute = CUDNN_DATA_FLOAT;
+  const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
+  const int64_t dims = 2, pad[2] = {c.pad[0], c.pad[1]}, stride[2] = {g.wh.s, g.ww.s}, dilation[2] = {g.wh.d, g.ww.d};
+  st(cudnnBackendSetAttribute(conv.get(), CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &compute));
+  st(cudnnBackendSetAttribute(conv.get(), CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode));
+  st(cudnnBackendSetAttribute(conv.get(), CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &dims));
+  st(cudnnBackendSetAttribute(conv.get(), CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, 2, pad));
+  st(cudnnBackendSetAttribute(conv.get(), CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, 2, pad));
+  st(cudnnBackendSetAttribute(conv.get(), CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, 2, stride));
+  st(cudnnBackendSetAttribute(conv.get(), CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, 2, dilation));
+  st(cudnnBackendFinalize(conv.get()));
+  if (!st.ok) return false;
+  cudnnBackendDescriptor_t cd = conv.get();
+  parts.push_back(std::move(conv));
+
+  // The operation's attributes, by direction: x side, filter, y side, descriptor, alpha, beta.
+  static constexpr cudnnBackendAttributeName_t kAttrs[3][6] = {
+      {CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W,
+       CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC,
+       CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA},
+      {CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W,
+       CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC,
+       CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA},
+      {CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW,
+       CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC,
+       CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA}};
+  static constexpr cudnnBackendDescriptorType_t kOps[3] = {CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR,
+                                                           CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR,
+                                                           CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR};
+  const int d = static_cast<int>(c.dir);
+  BackendDesc op(kOps[d]);
+  if (!op.ok()) return false;
+  const float alpha = 1.f;
+  st(cudnnBackendSetAttribute(op.get(), kAttrs[d][0], CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x));
+  st(cudnnBackendSetAttribute(op.get(), kAttrs[d][1], CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &w));
+  st(cudnnBackendSetAttribute(op.get(), kAttrs[d][2], CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y));
+  st(cudnnBackendSetAttribute(op.get(), kAttrs[d][3], CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cd));
+  st(cudnnBackendSetAttribute(op.get(), kAttrs[d][4], CUDNN_TYPE_FLOAT, 1, &alpha));
+  st(cudnnBackendSetAttribute(op.get(), kAttrs[d][5], CUDNN_TYPE_FLOAT, 1, &beta));
+  st(cudnnBackendFinalize(op.get()));
+  if (!st.ok) return false;
+  cudnnBackendDescriptor_t od = op.get();
+  parts.push_back(std::move(op));
+
+  BackendDesc graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
+  if (!graph.ok()) return false;
+  st(cudnnBackendSetAttribute(graph.get(), CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &ctx.cudnn));
+  st(cudnnBackendSetAttribute(graph.get(), CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &od));
+  st(cudnnBackendFinalize(graph.get()));
+  parts.push_back(std::move(graph));
+  return st.ok;
+}
+
+/// What an engine configuration's engine notes about itself.
+struct EngineNotes {
+  bool below_tf32 = false;        ///< inputs converted down or reductions in reduced precision
+  bool compiled_at_run = false;  ///< built by runtime compilation (slow to build)
+};
+
+EngineNotes notes_of(cudnnBackendDescriptor_t cfg) {
+  EngineNotes n;
+  BackendDesc engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+  int64_t got = 0;
+  cudnnBackendDescriptor_t e = engine.get();
+  if (!engine.ok() ||
+      cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &got, &e) !=
+          CUDNN_STATUS_SUCCESS) {
+    n.below_tf32 = true;  // unknown numerics: not taken
+    return n;
+  }
+  cudnnBackendNumericalNote_t numerical[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
+  if (cudnnBackendGetAttribute(e, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
+                               CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &got, numerical) != CUDNN_STATUS_SUCCESS) {
+    n.below_tf32 = true;
+    return n;
+  }
+  for (int64_t i = 0; i < got; ++i)
+    n.below_tf32 = n.below_tf32 || numerical[i] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS ||
+                   numerical[i] == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION;
+  cudnnBackendBehaviorNote_t behavior[CUDNN_BEHAVIOR_NOTE_TYPE_COUNT];
+  if (cudnnBackendGetAttribute(e, CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, CUDNN_TYPE_BEHAVIOR_NOTE,
+                               CUDNN_BEHAVIOR_NOTE_TYPE_COUNT, &got, behavior) == CUDNN_STATUS_SUCCESS) {
+    for (int64_t i = 0; i < got; ++i)
+      n.compiled_at_run = n.compiled_at_run || behavior[i] == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION;
+  }
+  return n;
+}
+
+/// Engines of the graph API tried per call (in cuDNN's heuristic order), and the GPU time per run
+/// (us) from which runtime-compiled ones are worth their build time.
+constexpr int kMaxGraphEngines = 8;
+constexpr double kCompileFromUs = 500;
+
+/// With TF32 allowed: times the first engines cuDNN's heuristics propose for the call and puts
+/// the fastest in p.graph when it beats p's legacy algorithm (by more than the noise). cuDNN's
+/// legacy algorithms are a fixed subset of its engines; AlexNet's 11x11 stride-4 first
+/// convolution (3 input channels) runs 2x faster on one they miss. Strict fp32 keeps the legacy
+/// algorithms, whose math type is set explicitly.
+void try_graph_engines(Context& ctx, const Call& c, const Geom& g, float beta, Plan& p, void* out, size_t limit) {
+  std::vector<BackendDesc> parts;
+  if (!build_graph(ctx, c, g, beta, parts)) return;
+  cudnnBackendDescriptor_t graph = parts.back().get();
+  BackendDesc heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
+  if (!heur.ok()) return;
+  Status st;
+  const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+  st(cudnnBackendSetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                              &graph));
+  st(cudnnBackendSetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode));
+  st(cudnnBackendFinalize(heur.get()));
+  int64_t count = 0;
+  if (st.ok) st(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0,
+                                         &count, nullptr));
+  if (!st.ok || count <= 0) return;
+  count = std::min<int64_t>(count, kMaxGraphEngines);
+  std::vector<BackendDesc> configs;
+  std::vector<cudnnBackendDescriptor_t> raw;
+  for (int64_t i = 0; i < count; ++i) {
+    configs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
+    if (!configs.back().ok()) return;
+    raw.push_back(configs.back().get());
+  }
+  int64_t got = 0;
+  if (cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got,
+                               raw.data()) != CUDNN_STATUS_SUCCESS)
+    return;
+
+  constexpr int kCalls = 5;
+  const double legacy_us = time_calls(ctx, kCalls, [&] { execute(ctx, c, p, out, beta); });
+  double best_us = legacy_us;
+  std::unique_ptr<GraphPlan> best;
+  for (int64_t i = 0; i < got; ++i) {
+    const EngineNotes notes = notes_of(raw[i]);
+    if (notes.below_tf32 || (notes.compiled_at_run && legacy_us / kCalls < kCompileFromUs)) continue;
+    auto cand = std::make_unique<GraphPlan>();
+    cand->plan = BackendDesc(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+    if (!cand->plan.ok()) continue;
+    Status ps;
+    ps(cudnnBackendSetAttribute(cand->plan.get(), CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &ctx.cudnn));
+    ps(cudnnBackendSetAttribute(cand->plan.get(), CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
+                                CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &raw[i]));
+    ps(cudnnBackendFinalize(cand->plan.get()));
+    int64_t ws = 0;
+    if (ps.ok)
+      ps(cudnnBackendGetAttribute(cand->plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &got,
+                                  &ws));
+    if (!ps.ok || ws < 0 || static_cast<size_t>(ws) > limit) continue;
+    cand->workspace = static_cast<size_t>(ws);
+    // An engine that fails to run is passed over (its error is not sticky: a launch failure is).
+    if (execute_graph(ctx, c, *cand, out) != CUDNN_STATUS_SUCCESS) continue;
+    FFRT_CUDA(&ctx, cudaStreamSynchronize(ctx.stream));
+    const double us = time_calls(ctx, kCalls, [&] { FFRT_CUDNN(&ctx, execute_graph(ctx, c, *cand, out)); });
+    // Only a clear win replaces the legacy algorithm: the two measure within a few per cent of
+    // each other run to run.
+    if (us < 0.97 * best_us) best_us = us, best = std::move(cand);
+  }
+  if (!best) return;
+  best->parts = std::move(parts);
+  for (BackendDesc& d : configs) best->parts.push_back(std::move(d));
+  best->parts.push_back(std::move(heur));
+  p.graph = std::move(best);
+}
+
 /// Measures the algorithms for a call and records the fastest in p (with its math type and
 /// workspace).
-void choose_algorithm(Context& ctx, const Call& c, Plan& p) {
+void choose_algorithm(Context& ctx, const Call& c, const Geom& g, float beta, Plan& p) {
   const cudnnMathType_t math = ctx.tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
   int count = 0;
   switch (c.dir) {
@@ -464,12 +759,7 @@ void choose_algorithm(Context& ctx, const Call& c, Plan& p) {
     double best_us = 0;
     for (size_t i = 0; i < found.size() && i < kCandidates; ++i) {
       if (!use_algorithm(ctx, c.dir, p, found[i].algo, found[i].math)) continue;
-      execute(ctx, c, p, out, 0.f);
-      FFRT_CUDA(&ctx, cudaStreamSynchronize(ctx.stream));
-      const auto t0 = std::chrono::steady_clock::now();
-      for (int k = 0; k < kCalls; ++k) execute(ctx, c, p, out, 0.f);
-      FFRT_CUDA(&ctx, cudaStreamSynchronize(ctx.stream));
-      const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+      const double us = time_calls(ctx, kCalls, [&] { execute(ctx, c, p, out, 0.f); });
       if (!best || us < best_us) best = &found[i], best_us = us;
     }
   }
@@ -478,13 +768,14 @@ void choose_algorithm(Context& ctx, const Call& c, Plan& p) {
   // Algorithm 0 (an implicit GEMM) is the fallback.
   const bool ok = best ? use_algorithm(ctx, c.dir, p, best->algo, best->math) : use_algorithm(ctx, c.dir, p, 0, math);
   if (!ok) cuda::fail(&ctx, "choosing a cuDNN convolution algorithm", "none supports this shape", __FILE__, __LINE__);
+  if (ctx.tf32 && c.groups == 1) try_graph_engines(ctx, c, g, beta, p, out, limit);
 }
 
 /// Runs a call: out = conv(...) + beta * out, out being y, x or w as the direction has it.
 void run(Context& ctx, const Call& c, const Geom& g, float beta) {
   cuda::Key key("conv2d");
   key << static_cast<int64_t>(c.dir) << c.groups << c.pad[0] << c.pad[1] << g.wh.s << g.ww.s << g.wh.d << g.ww.d
-      << (ctx.tf32 ? 1 : 0);
+      << (ctx.tf32 ? 1 : 0) << (beta != 0.f ? 1 : 0);
   for (int d = 0; d < 4; ++d) key << c.x.n[d] << c.x.s[d] << c.y.n[d] << c.y.s[d] << c.w.n[d];
   key << std::min(cuda::alignment(c.x.p), 16) << std::min(cuda::alignment(c.y.p), 16)
       << std::min(cuda::alignment(c.w.p), 16);
@@ -498,7 +789,7 @@ void run(Context& ctx, const Call& c, const Geom& g, float beta) {
                                                      CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     FFRT_CUDNN(&ctx, cudnnSetConvolutionGroupCount(p.conv.d, to_int(c.groups)));
     FFRT_CUDNN(&ctx, cudnnSetConvolutionMathType(p.conv.d, ctx.tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
-    choose_algorithm(ctx, c, p);
+    choose_algorithm(ctx, c, g, beta, p);
   });
   execute(ctx, c, p, c.dir == Dir::forward ? c.y.p : c.dir == Dir::data ? static_cast<void*>(c.x.p) : c.w.p, beta);
 }

@@ -2,6 +2,7 @@
 # The GPU suite (issue 7), in one call on a GPU host: builds ffc and libffrt with the cuda backend,
 # then, on the GPUs present:
 #   kernels   every kernel case of tests/runtime/backend_cases on the cuda backend vs the cpu backend
+#             (fp32), and the conv2d cases again with TF32 (a looser tolerance)
 #   comm      the NCCL communication test (2+ GPUs)
 #   links     ffrt_comm_profile_cuda on every GPU: the links' latency and bandwidth, fitted, as a
 #             machine file (BUILD_DIR/gpu-logs/links.machine) that ffc simulate must read
@@ -45,7 +46,12 @@ if want kernels; then
   kernels() {
     "$build/tests/runtime/backend_cases_cpu" --out "$logs/cpu.safetensors" &&
       "$build/tests/runtime/backend_cases_cuda" --out "$logs/cuda.safetensors" &&
-      python3 "$root/tests/runtime/compare_backends.py" "$logs/cpu.safetensors" "$logs/cuda.safetensors"
+      python3 "$root/tests/runtime/compare_backends.py" "$logs/cpu.safetensors" "$logs/cuda.safetensors" &&
+      # TF32: the convolutions may run on the graph API's engines (runtime/cuda/conv.cu).
+      "$build/tests/runtime/backend_cases_cpu" --only conv2d --out "$logs/cpu_conv.safetensors" &&
+      "$build/tests/runtime/backend_cases_cuda" --tf32 --only conv2d --out "$logs/cuda_tf32.safetensors" &&
+      python3 "$root/tests/runtime/compare_backends.py" "$logs/cpu_conv.safetensors" "$logs/cuda_tf32.safetensors" \
+        --tolerance 2e-2
   }
   step kernels kernels
 fi
