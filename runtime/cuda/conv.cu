@@ -23,7 +23,10 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -573,7 +576,8 @@ bool build_graph(Context& ctx, const Call& c, const Geom& g, float beta, std::ve
 
 /// What an engine configuration's engine notes about itself.
 struct EngineNotes {
-  bool below_tf32 = false;        ///< inputs converted down or reductions in reduced precision
+  int64_t index = -1;            ///< the engine's global index (for FFRT_CONV_LOG)
+  bool below_tf32 = false;       ///< inputs converted down or reductions in reduced precision
   bool compiled_at_run = false;  ///< built by runtime compilation (slow to build)
 };
 
@@ -588,6 +592,7 @@ EngineNotes notes_of(cudnnBackendDescriptor_t cfg) {
     n.below_tf32 = true;  // unknown numerics: not taken
     return n;
   }
+  (void)cudnnBackendGetAttribute(e, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &got, &n.index);
   cudnnBackendNumericalNote_t numerical[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
   if (cudnnBackendGetAttribute(e, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
                                CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &got, numerical) != CUDNN_STATUS_SUCCESS) {
@@ -618,67 +623,103 @@ constexpr double kCompileFromUs = 500;
 /// algorithms, whose math type is set explicitly.
 void try_graph_engines(Context& ctx, const Call& c, const Geom& g, float beta, Plan& p, void* out, size_t limit) {
   std::vector<BackendDesc> parts;
-  if (!build_graph(ctx, c, g, beta, parts)) return;
+  std::string log;
+  const bool logging = std::getenv("FFRT_CONV_LOG") != nullptr;
+  if (logging) {
+    static const char* const kDir[3] = {"forward", "backward-data", "backward-filter"};
+    log = std::string("conv2d ") + kDir[static_cast<int>(c.dir)] + " x=" + std::to_string(c.x.n[0]) + "x" +
+          std::to_string(c.x.n[1]) + "x" + std::to_string(c.x.n[2]) + "x" + std::to_string(c.x.n[3]) +
+          " y=" + std::to_string(c.y.n[0]) + "x" + std::to_string(c.y.n[1]) + "x" + std::to_string(c.y.n[2]) + "x" +
+          std::to_string(c.y.n[3]) + " k=" + std::to_string(c.w.n[2]) + "x" + std::to_string(c.w.n[3]) +
+          " beta=" + std::to_string(static_cast<int>(beta)) + ":";
+  }
+  const auto finish = [&](const char* outcome) {
+    if (logging) std::fprintf(stderr, "%s %s\n", log.c_str(), outcome);
+  };
+  if (!build_graph(ctx, c, g, beta, parts)) return finish("the graph API does not take it");
   cudnnBackendDescriptor_t graph = parts.back().get();
-  BackendDesc heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
-  if (!heur.ok()) return;
-  Status st;
-  const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
-  st(cudnnBackendSetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
-                              &graph));
-  st(cudnnBackendSetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode));
-  st(cudnnBackendFinalize(heur.get()));
-  int64_t count = 0;
-  if (st.ok) st(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0,
-                                         &count, nullptr));
-  if (!st.ok || count <= 0) return;
-  count = std::min<int64_t>(count, kMaxGraphEngines);
+
+  // The configurations of cuDNN's heuristics (mode A, the first few) and of its fallback list.
   std::vector<BackendDesc> configs;
   std::vector<cudnnBackendDescriptor_t> raw;
-  for (int64_t i = 0; i < count; ++i) {
-    configs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
-    if (!configs.back().ok()) return;
-    raw.push_back(configs.back().get());
+  for (const cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
+    BackendDesc heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
+    if (!heur.ok()) continue;
+    Status st;
+    st(cudnnBackendSetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                                &graph));
+    st(cudnnBackendSetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode));
+    st(cudnnBackendFinalize(heur.get()));
+    int64_t count = 0;
+    if (st.ok)
+      st(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count,
+                                  nullptr));
+    if (!st.ok || count <= 0) continue;
+    count = std::min<int64_t>(count, kMaxGraphEngines);
+    const size_t first = configs.size();
+    std::vector<cudnnBackendDescriptor_t> these;
+    for (int64_t i = 0; i < count; ++i) {
+      configs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
+      these.push_back(configs.back().get());
+    }
+    int64_t got = 0;
+    if (std::find(these.begin(), these.end(), nullptr) != these.end() ||
+        cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got,
+                                 these.data()) != CUDNN_STATUS_SUCCESS) {
+      configs.resize(first);
+      continue;
+    }
+    raw.insert(raw.end(), these.begin(), these.begin() + got);
+    configs.push_back(std::move(heur));  // the configurations may refer to it
   }
-  int64_t got = 0;
-  if (cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got,
-                               raw.data()) != CUDNN_STATUS_SUCCESS)
-    return;
+  if (raw.empty()) return finish("no engine configurations");
 
   constexpr int kCalls = 5;
   const double legacy_us = time_calls(ctx, kCalls, [&] { execute(ctx, c, p, out, beta); });
+  if (logging) log += " legacy algo " + std::to_string(p.algo) + " " + std::to_string(legacy_us / kCalls) + " us;";
   double best_us = legacy_us;
   std::unique_ptr<GraphPlan> best;
-  for (int64_t i = 0; i < got; ++i) {
-    const EngineNotes notes = notes_of(raw[i]);
-    if (notes.below_tf32 || (notes.compiled_at_run && legacy_us / kCalls < kCompileFromUs)) continue;
+  for (cudnnBackendDescriptor_t config : raw) {
+    const EngineNotes notes = notes_of(config);
+    if (logging) log += " engine " + std::to_string(notes.index);
+    if (notes.below_tf32 || (notes.compiled_at_run && legacy_us / kCalls < kCompileFromUs)) {
+      if (logging) log += notes.below_tf32 ? " below tf32," : " runtime-compiled,";
+      continue;
+    }
     auto cand = std::make_unique<GraphPlan>();
     cand->plan = BackendDesc(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
     if (!cand->plan.ok()) continue;
     Status ps;
     ps(cudnnBackendSetAttribute(cand->plan.get(), CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &ctx.cudnn));
     ps(cudnnBackendSetAttribute(cand->plan.get(), CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
-                                CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &raw[i]));
+                                CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &config));
     ps(cudnnBackendFinalize(cand->plan.get()));
-    int64_t ws = 0;
+    int64_t ws = 0, got = 0;
     if (ps.ok)
       ps(cudnnBackendGetAttribute(cand->plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &got,
                                   &ws));
-    if (!ps.ok || ws < 0 || static_cast<size_t>(ws) > limit) continue;
+    if (!ps.ok || ws < 0 || static_cast<size_t>(ws) > limit) {
+      if (logging) log += ps.ok ? " workspace too large," : " no plan,";
+      continue;
+    }
     cand->workspace = static_cast<size_t>(ws);
     // An engine that fails to run is passed over (its error is not sticky: a launch failure is).
-    if (execute_graph(ctx, c, *cand, out) != CUDNN_STATUS_SUCCESS) continue;
+    if (execute_graph(ctx, c, *cand, out) != CUDNN_STATUS_SUCCESS) {
+      if (logging) log += " failed to run,";
+      continue;
+    }
     FFRT_CUDA(&ctx, cudaStreamSynchronize(ctx.stream));
     const double us = time_calls(ctx, kCalls, [&] { FFRT_CUDNN(&ctx, execute_graph(ctx, c, *cand, out)); });
+    if (logging) log += " " + std::to_string(us / kCalls) + " us,";
     // Only a clear win replaces the legacy algorithm: the two measure within a few per cent of
     // each other run to run.
     if (us < 0.97 * best_us) best_us = us, best = std::move(cand);
   }
-  if (!best) return;
+  if (!best) return finish("legacy kept");
   best->parts = std::move(parts);
   for (BackendDesc& d : configs) best->parts.push_back(std::move(d));
-  best->parts.push_back(std::move(heur));
   p.graph = std::move(best);
+  finish(("graph engine chosen, " + std::to_string(best_us / kCalls) + " us").c_str());
 }
 
 /// Measures the algorithms for a call and records the fastest in p (with its math type and

@@ -301,9 +301,11 @@ __global__ void backward_kernel(Box<I> dy, Box<I> dx, Dims g, const int32_t* arg
 // ---- whole planes in shared memory ---------------------------------------------------------------
 
 /// A call over whole planes: images [n0, n0 + planes / nc) x channels [c0, c0 + nc), each plane's
-/// windows reading input rows [0, hr) and columns [0, wr); `per_block` planes to a block.
+/// windows reading input rows [0, hr) and columns [0, wr); `per_block` planes to a block. The
+/// backward writes dx's rows [0, dh) and columns [0, dw) (dh >= hr, dw >= wr: the rest of the
+/// box is in no window).
 struct Planes {
-  int n0, c0, planes, per_block, hr, wr, OH, OW;
+  int n0, c0, planes, per_block, hr, wr, OH, OW, dh, dw;
   Divider<uint32_t> by_nc, by_in, by_in_w, by_out, by_out_w, by_plane, by_w;
 };
 
@@ -312,25 +314,30 @@ constexpr size_t kPlaneBlockBytes = 16 << 10, kPlaneMaxBytes = 48 << 10;
 
 /// The planes of images [n0, n1) x channels [c0, c1); nullopt when one plane needs more shared
 /// memory than kPlaneMaxBytes (`per_plane_floats` of its input and output extents).
+/// The planes of images [n0, n1) x channels [c0, c1), outputs oh x ow, the backward's dx box
+/// [0, dh) x [0, dw) (the forward passes the input extents); nullopt when one plane needs more
+/// shared memory than kPlaneMaxBytes (`per_plane_floats` of its input and output extents) or dx's
+/// box misses part of the windows.
 std::optional<Planes> planes_of(const Geom& g, int64_t n0, int64_t n1, int64_t c0, int64_t c1, int64_t oh, int64_t ow,
-                                int64_t (*per_plane_floats)(int64_t in, int64_t out)) {
+                                int64_t dh, int64_t dw, int64_t (*per_plane_floats)(int64_t in, int64_t out)) {
   int64_t h0, hr, w0, wr;
   window_range(0, oh, g.kh, g.sh, g.ph, g.H, h0, hr);
   window_range(0, ow, g.kw, g.sw, g.pw, g.W, w0, wr);
   const size_t bytes = static_cast<size_t>(per_plane_floats(hr * wr, oh * ow)) * 4;
   const int64_t planes = (n1 - n0) * (c1 - c0);
-  if (bytes > kPlaneMaxBytes || planes >= INT_MAX || oh * ow == 0) return std::nullopt;
+  if (bytes > kPlaneMaxBytes || planes >= INT_MAX || oh * ow == 0 || dh < hr || dw < wr) return std::nullopt;
   Planes p;
   p.n0 = static_cast<int>(n0), p.c0 = static_cast<int>(c0), p.planes = static_cast<int>(planes);
   p.per_block = static_cast<int>(std::clamp<size_t>(kPlaneBlockBytes / std::max<size_t>(bytes, 1), 1, 64));
   p.hr = static_cast<int>(hr), p.wr = static_cast<int>(wr), p.OH = static_cast<int>(oh), p.OW = static_cast<int>(ow);
+  p.dh = static_cast<int>(dh), p.dw = static_cast<int>(dw);
   p.by_nc = Divider<uint32_t>(static_cast<uint32_t>(c1 - c0));
   p.by_in = Divider<uint32_t>(static_cast<uint32_t>(std::max<int64_t>(hr * wr, 1)));
   p.by_in_w = Divider<uint32_t>(static_cast<uint32_t>(std::max<int64_t>(wr, 1)));
   p.by_out = Divider<uint32_t>(static_cast<uint32_t>(oh * ow));
   p.by_out_w = Divider<uint32_t>(static_cast<uint32_t>(ow));
-  p.by_plane = Divider<uint32_t>(static_cast<uint32_t>(g.H * g.W));
-  p.by_w = Divider<uint32_t>(static_cast<uint32_t>(g.W));
+  p.by_plane = Divider<uint32_t>(static_cast<uint32_t>(std::max<int64_t>(dh * dw, 1)));
+  p.by_w = Divider<uint32_t>(static_cast<uint32_t>(std::max<int64_t>(dw, 1)));
   return p;
 }
 
@@ -348,16 +355,36 @@ __device__ inline void plane_nc(const Planes& p, int q, int& n, int& c) {
   c = p.c0 + static_cast<int>(global - image * p.by_nc.d);
 }
 
+/// dst[i] = src(i) for i in [0, n), by the block's threads with several loads in flight each
+/// (one at a time, the loads' latency bounds the copy far below the memory's bandwidth).
+template <typename F>
+__device__ inline void stage(int n, float* dst, F&& src) {
+  constexpr int kInFlight = 4;
+  for (int i0 = threadIdx.x; i0 < n; i0 += kInFlight * blockDim.x) {
+    float v[kInFlight] = {};
+#pragma unroll
+    for (int k = 0; k < kInFlight; ++k) {
+      const int i = i0 + k * static_cast<int>(blockDim.x);
+      if (i < n) v[k] = src(i);
+    }
+#pragma unroll
+    for (int k = 0; k < kInFlight; ++k) {
+      const int i = i0 + k * static_cast<int>(blockDim.x);
+      if (i < n) dst[i] = v[k];
+    }
+  }
+}
+
 /// Copies the input rows [0, hr) x columns [0, wr) of the block's `np` planes into xs.
 __device__ inline void load_input(const Planes& p, const Box<uint32_t>& x, int np, float* xs) {
   const int in = p.hr * p.wr;
-  for (int i = threadIdx.x; i < np * in; i += blockDim.x) {
+  stage(np * in, xs, [&](int i) {
     const int q = static_cast<int>(p.by_in.div(i)), r = i - q * in;
     const int h = static_cast<int>(p.by_in_w.div(r)), w = r - h * p.wr;
     int n, c;
     plane_nc(p, q, n, c);
-    xs[i] = x.at(n, c, h, w);
-  }
+    return x.at(n, c, h, w);
+  });
 }
 
 /// y = act(pool(x)) over whole planes, x staged in shared memory.
@@ -408,13 +435,13 @@ __global__ void plane_backward_kernel(Box<uint32_t> x, Box<uint32_t> dy, Box<uin
   float* dys = smem;
   float* xs = dys + p.per_block * out;
   int* arg = reinterpret_cast<int*>(xs + p.per_block * in);
-  for (int i = threadIdx.x; i < np * out; i += blockDim.x) {
+  stage(np * out, dys, [&](int i) {
     const int q = static_cast<int>(p.by_out.div(i)), r = i - q * out;
     const int oh = static_cast<int>(p.by_out_w.div(r)), ow = r - oh * p.OW;
     int n, c;
     plane_nc(p, q, n, c);
-    dys[i] = dy.at(n, c, oh, ow);
-  }
+    return dy.at(n, c, oh, ow);
+  });
   if (Max) {
     load_input(p, x, np, xs);
     __syncthreads();
@@ -438,10 +465,10 @@ __global__ void plane_backward_kernel(Box<uint32_t> x, Box<uint32_t> dy, Box<uin
     }
   }
   __syncthreads();
-  const int hw = g.H * g.W;
+  const int hw = p.dh * p.dw;
   for (int i = threadIdx.x; i < np * hw; i += blockDim.x) {
     const int q = static_cast<int>(p.by_plane.div(i)), r = i - q * hw;
-    const int h = static_cast<int>(p.by_w.div(r)), w = r - h * g.W;
+    const int h = static_cast<int>(p.by_w.div(r)), w = r - h * p.dw;
     float acc = 0.f;
     // Max pooling: an element outside [0, hr) x [0, wr) is in no window.
     if (!Max || (h < p.hr && w < p.wr)) {
@@ -496,7 +523,8 @@ void pool2d_forward(Context& ctx, const Pool2dAttrs& a, Act act, const View& x, 
           "pool2d_forward: x does not hold the input box y's box needs");
   const Dims d = dims_of(g);
   if (whole_planes(y, y.full[2], y.full[3]) && small(x) && small(y)) {
-    if (const auto p = planes_of(g, y.lo[0], y.hi(0), y.lo[1], y.hi(1), y.full[2], y.full[3], forward_plane_floats)) {
+    if (const auto p = planes_of(g, y.lo[0], y.hi(0), y.lo[1], y.hi(1), y.full[2], y.full[3], g.H, g.W,
+                                 forward_plane_floats)) {
       const size_t bytes = plane_block_bytes(*p, forward_plane_floats(p->hr * p->wr, 0));
       cuda::with_act(act, [&](auto actc) {
         constexpr Act A = decltype(actc)::value;
@@ -541,11 +569,11 @@ void pool2d_backward(Context& ctx, const Pool2dAttrs& a, const View& x, const Vi
     require(holds_input(x, g, n0, n1, c0, c1, dy.lo[2], dy.hi(2), dy.lo[3], dy.hi(3)),
             "pool2d_backward: x does not hold the input box dy's box needs");
   }
-  // dx's box: whole planes, all of whose images and channels dy's box has.
-  if (whole_planes(dy, dy.full[2], dy.full[3]) && whole_planes(dx, g.H, g.W) && dx.lo[0] == n0 && dx.hi(0) == n1 &&
-      dx.lo[1] == c0 && dx.hi(1) == c1 && small(dy) && small(dx) && (!a.max || small(x))) {
+  // dy's box whole planes, dx's box their images and channels from the first row and column on.
+  if (whole_planes(dy, dy.full[2], dy.full[3]) && dx.lo[2] == 0 && dx.lo[3] == 0 && dx.lo[0] == n0 &&
+      dx.hi(0) == n1 && dx.lo[1] == c0 && dx.hi(1) == c1 && small(dy) && small(dx) && (!a.max || small(x))) {
     const auto floats = a.max ? max_backward_plane_floats : avg_backward_plane_floats;
-    if (const auto p = planes_of(g, n0, n1, c0, c1, dy.full[2], dy.full[3], floats)) {
+    if (const auto p = planes_of(g, n0, n1, c0, c1, dy.full[2], dy.full[3], dx.size[2], dx.size[3], floats)) {
       const size_t bytes = plane_block_bytes(*p, floats(p->hr * p->wr, p->OH * p->OW));
       // Average pooling reads no x (its view may be empty): dy stands in for it.
       const Box<uint32_t> xb = box_of<uint32_t>(a.max ? x : dy);
