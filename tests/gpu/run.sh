@@ -85,6 +85,7 @@ if want e2e; then
     "transformer_hybrid2 $root/examples/transformer.ff $root/strategies/transformer_hybrid2.pbtxt 2 4 3"
     "cnn_fmnist_hybrid4 $root/examples/cnn_fmnist.ff $root/strategies/cnn_fmnist_hybrid4.pbtxt 4 8 4 /usr/share/datasets/fashion-mnist"
     "mlp_fmnist_hybrid4 $root/examples/mlp_fmnist.ff $root/strategies/mlp_fmnist_hybrid4.pbtxt 4 8 4"
+    "transformer_hybrid4 $root/examples/transformer.ff $root/strategies/transformer_hybrid4.pbtxt 4 4 3"
   )
   for c in "${cases[@]}"; do
     read -r name model strategy ranks batch iters data <<< "$c"
