@@ -149,7 +149,8 @@ double AnalyticalCostModel::member_time(const Program& p, const PhaseMember& m) 
   const double lat[2] = {m_.intra_node_latency, m_.inter_node_latency};
   for (int cls = 0; cls < 2; ++cls)
     if (used[cls]) p2p = std::max(p2p, lat[cls] + std::max(sent[cls], received[cls]) / bw[cls]);
-  return pack + p2p + collectives;
+  const bool communicates = used[0] || used[1] || !groups_seen.empty();
+  return pack + p2p + collectives + (communicates && m_.phase_latency > 0 ? m_.phase_latency : 0);
 }
 
 double AnalyticalCostModel::phase(const Program& p, std::span<const PhaseMember> members) const {

@@ -38,6 +38,7 @@ const std::vector<NumberKey>& number_keys() {
       {"memory_bandwidth_gb_s", &Machine::memory_bandwidth, 1e9, false},
       {"launch_us", &Machine::launch, 1e-6, true},
       {"grouped_collective_us", &Machine::grouped_collective, 1e-6, true},
+      {"phase_latency_us", &Machine::phase_latency, 1e-6, true},
   };
   return keys;
 }
@@ -65,7 +66,8 @@ std::string Machine::describe() const {
                      name, card_note, where, gpu_memory / kGiB, fp32_flops / 1e12, tf32_flops / 1e12, memory_bandwidth / 1e9,
                      intra_node_bandwidth / 1e9, intra_node_latency * 1e6, inter_node_bandwidth / 1e9,
                      inter_node_latency * 1e6, launch * 1e6) +
-         (grouped_collective >= 0 ? fmt::format(", {:.1f} us a grouped collective", grouped_collective * 1e6) : "");
+         (grouped_collective >= 0 ? fmt::format(", {:.1f} us a grouped collective", grouped_collective * 1e6) : "") +
+         (phase_latency >= 0 ? fmt::format(", {:.1f} us a phase", phase_latency * 1e6) : "");
 }
 
 std::optional<Machine> machine_preset(std::string_view name) {

@@ -31,6 +31,11 @@ struct Machine {
   /// bandwidth term (a phase is one NCCL group: its collectives share a launch and overlap their
   /// ring steps). Negative: not measured, and each collective pays the whole ring latency.
   double grouped_collective = -1;
+  /// s: what a phase with any communication pays once, besides its ring steps and bytes (NCCL's
+  /// group launch and its kernels' start: the intercept shared by every kind of phase, which a
+  /// latency per ring step alone prices as 1 step for a transfer and 6 for a 4-rank all-reduce).
+  /// Negative: not measured, and the latency per step carries it.
+  double phase_latency = -1;
 
   /// The node that rank `rank` runs on.
   int node_of(int rank) const { return rank / gpus_per_node; }

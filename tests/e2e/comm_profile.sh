@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ffrt_comm_profile on the cpu backend (MPI): 2 ranks, sizes up to 1 MiB. It must print a fit per
-# kind, write a machine file whose links are the all-ranks all-reduce's fit, and ffc simulate must
+# kind, write a machine file whose links are the all-ranks all-reduce's bandwidth and the kinds'
+# latencies (a phase's and a ring step's, or the all-ranks fit's), and ffc simulate must
 # read that file and use those links. Bad flags and a job of one rank are errors that say so.
 # usage: comm_profile.sh PROFILE FFC MPIEXEC WORKDIR MODEL
 set -euo pipefail
@@ -23,7 +24,17 @@ grep -v '^#' "$work/measured.machine" | head -1 | grep -qx 'base = h200'
 bw=$(sed -n 's/^intra_node_bandwidth_gb_s = //p' "$work/measured.machine")
 lat=$(sed -n 's/^intra_node_latency_us = //p' "$work/measured.machine")
 fit=$(grep -m1 '^fit: all_reduce over ranks 0,1: ' "$work/run.log")
-[[ "$fit" == *"B = $bw GB/s, L = $lat us"* ]] || { echo "comm_profile: the file's links are not the fit: $fit" >&2; exit 1; }
+[[ "$fit" == *"B = $bw GB/s, L = "* ]] || { echo "comm_profile: the file's bandwidth is not the fit's: $fit" >&2; exit 1; }
+# The latency: a ring step of the line through the kinds' intercepts, with what a phase pays once;
+# or, without a usable line, the all-ranks fit's.
+phase=$(sed -n 's/^phase_latency_us = //p' "$work/measured.machine")
+if [ -n "$phase" ]; then
+  line=$(grep -m1 '^# intercepts against steps: ' "$work/measured.machine")
+  [[ "$line" == *"a phase $phase us, a ring step $lat us"* ]] \
+    || { echo "comm_profile: the file's latencies are not the line's: $line" >&2; exit 1; }
+else
+  [[ "$fit" == *"L = $lat us"* ]] || { echo "comm_profile: the file's latency is not the fit's: $fit" >&2; exit 1; }
+fi
 
 # The grouped phase: what each all-reduce after the first adds, printed and in the file.
 grep -Eq '^grouped: a phase of 8 all-reduces of 4 KiB over ranks 0,1: ' "$work/run.log"
@@ -34,6 +45,8 @@ grouped=$(sed -n 's/^grouped_collective_us = //p' "$work/measured.machine")
 "$ffc" simulate "$model" -g 2 --machine "$work/measured.machine" | tee "$work/simulate.log"
 grep -Eq 'measured \(h200\)' "$work/simulate.log" || { echo "comm_profile: simulate did not use the file" >&2; exit 1; }
 grep -Eq 'us a grouped collective' "$work/simulate.log" || { echo "comm_profile: simulate did not read grouped_collective_us" >&2; exit 1; }
+[ -z "$phase" ] || grep -Eq 'us a phase' "$work/simulate.log" \
+  || { echo "comm_profile: simulate did not read phase_latency_us" >&2; exit 1; }
 "${PYTHON:-python3}" - "$work/simulate.log" "$bw" "$lat" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()

@@ -351,7 +351,7 @@ TEST(Machine, ErrorsNameFileAndLine) {
   EXPECT_EQ(parse("nodes = 2\nbandwidth = 3\n"), "m.txt:2: error: unknown key 'bandwidth' (known: base, name, card, nodes, gpus_per_node, "
                                                  "intra_node_bandwidth_gb_s, intra_node_latency_us, inter_node_bandwidth_gb_s, "
                                                  "inter_node_latency_us, gpu_memory_gib, fp32_tflop_s, tf32_tflop_s, "
-                                                 "memory_bandwidth_gb_s, launch_us, grouped_collective_us)");
+                                                 "memory_bandwidth_gb_s, launch_us, grouped_collective_us, phase_latency_us)");
   EXPECT_EQ(parse("\n\nfp32_tflop_s = fast\n"), "m.txt:3: error: 'fp32_tflop_s' takes a number, got 'fast'");
   EXPECT_EQ(parse("gpu_memory_gib = 0\n"), "m.txt:1: error: 'gpu_memory_gib' must be positive, got 0");
   EXPECT_EQ(parse("nodes 2\n"), "m.txt:1: error: expected `key = value`, got 'nodes 2'");
