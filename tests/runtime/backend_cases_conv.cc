@@ -427,8 +427,9 @@ void add_pool_cases(Registry& r) {
       pool_bwd(c, g, Act::none, p.dy, p.halo ? g.in_box(p.dy) : p.dx, p.accumulate, g.a.max, L::scrambled);
     });
   }
-  // Whole planes (the cuda backend's shared-memory path): accumulating, over some channels of some
-  // images, and with ties (the first maximum in row-major order takes the gradient).
+  // Whole planes (the cuda backend's shared-memory path for the backward): accumulating, over some
+  // channels of some images, and with ties (the first maximum in row-major order takes the
+  // gradient).
   for (const char* geom : {"max_3x3_s2_p1", "avg_3x3_p1_exclude_pad", "alexnet_max_3x3_s2"}) {
     r.add(std::string("pool2d_bwd/") + geom + "/whole_accumulate", [=](Case& c) {
       const PoolGeom& g = pool(geom);
