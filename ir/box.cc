@@ -15,18 +15,6 @@ Box Box::whole(const std::vector<int64_t>& extents) {
   return b;
 }
 
-bool Box::empty() const {
-  for (const Range& x : r)
-    if (x.empty()) return true;
-  return false;
-}
-
-int64_t Box::volume() const {
-  int64_t v = 1;
-  for (const Range& x : r) v *= x.size();
-  return v;
-}
-
 bool Box::contains(const Box& o) const {
   FFC_CHECK(o.rank() == rank());
   if (o.empty()) return true;

@@ -5,9 +5,10 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <map>
 #include <set>
-#include <tuple>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "ir/op_table.h"
 #include "passes/reshard.h"
@@ -16,13 +17,26 @@ namespace ffc {
 
 namespace {
 
-using BoxKey = std::vector<int64_t>;
+/// A box of a tensor or parameter on a rank: the key of the lowerer's look-ups, hashed (they are
+/// never iterated, so their order cannot reach the output).
+struct BlockKey {
+  int id = 0;  ///< the tensor or parameter; -1 where the map is of one tensor
+  int rank = 0;
+  Box box;
+  bool operator==(const BlockKey&) const = default;
+};
 
-BoxKey key_of(const Box& b) {
-  BoxKey k;
-  for (const Range& r : b.r) k.insert(k.end(), {r.lo, r.hi});
-  return k;
-}
+struct BlockKeyHash {
+  size_t operator()(const BlockKey& k) const {
+    uint64_t h = static_cast<uint64_t>(static_cast<uint32_t>(k.id)) << 32 | static_cast<uint32_t>(k.rank);
+    for (const Range& r : k.box.r)
+      h = (h ^ static_cast<uint64_t>(r.lo)) * 0x100000001b3ull ^ static_cast<uint64_t>(r.hi) * 31;
+    return static_cast<size_t>(h ^ (h >> 29));
+  }
+};
+
+template <typename V>
+using BlockMap = std::unordered_map<BlockKey, V, BlockKeyHash>;
 
 /// A box of a tensor held on a rank.
 struct Src {
@@ -49,14 +63,13 @@ class Lowerer {
 
  private:
   // ---- buffers -----------------------------------------------------------------------------------
-  int new_buffer(int rank, std::string name, BufferRole role, DType dtype, std::vector<int64_t> full, Box box,
+  int new_buffer(int rank, const std::string& name, BufferRole role, DType dtype, std::vector<int64_t> full, Box box,
                  int tensor = -1, int param = -1, uint32_t batch_dims = 0) {
     RankProgram& r = out_.ranks[rank];
     std::string unique = name;
-    for (int i = 2; names_[rank].count(unique); ++i) unique = fmt::format("{}.{}", name, i);
-    names_[rank].insert(unique);
+    for (int i = 2; !names_[rank].insert(unique).second; ++i) unique = fmt::format("{}.{}", name, i);
     Buffer b;
-    b.name = unique;
+    b.name = std::move(unique);
     b.role = role;
     b.dtype = dtype;
     b.full = std::move(full);
@@ -76,31 +89,30 @@ class Lowerer {
     return new_buffer(rank, d.name, d.role, d.dtype, d.full, box, d.tensor, d.param);
   }
 
-  std::vector<int64_t> tensor_extents(TensorId t) const { return bind_shape(g_.type(t).shape, p_.batch); }
+  const std::vector<int64_t>& tensor_extents(TensorId t) const { return extents_[t]; }
 
   // ---- steps -------------------------------------------------------------------------------------
-  void compute(int rank, Instr in) {
-    GlobalStep s;
+  /// A new step on a rank, its instruction to fill in place (a step is large: no copy).
+  Instr& compute(int rank) {
+    GlobalStep& s = out_.steps.emplace_back();
     s.rank = rank;
-    s.instr = std::move(in);
-    out_.steps.push_back(std::move(s));
+    return s.instr;
   }
+  void compute(int rank, Instr in) { compute(rank) = std::move(in); }
   void fill(int rank, const Operand& o, float value, std::string note) {
-    Instr in;
+    Instr& in = compute(rank);
     in.kind = InstrKind::fill;
     in.dst = o;
     in.value = value;
     in.note = std::move(note);
-    compute(rank, std::move(in));
   }
   void copy(int rank, const Operand& src, const Operand& dst, bool accumulate, std::string note) {
-    Instr in;
+    Instr& in = compute(rank);
     in.kind = InstrKind::copy;
     in.src = src;
     in.dst = dst;
     in.accumulate = accumulate;
     in.note = std::move(note);
-    compute(rank, std::move(in));
   }
 
   std::vector<Operand> reshard(ReshardMode mode, const std::vector<Src>& srcs, const std::vector<Piece>& dests,
@@ -117,32 +129,34 @@ class Lowerer {
   /// The operand of a parameter block on a rank, created (and initialized in the set-up) on first use.
   Operand param_block(int o, int j, int rank, const Box& box);
   Operand grad_block(int param, int rank, const Box& box);
-  Operand contribution(TensorId t, int rank, const Box& box, const std::string& from);
-  std::vector<Operand> statistics(int o, bool backward, const std::vector<Instr>& parts);
+  /// `k`: the part of op `o` that makes the contribution, which names its buffer.
+  Operand contribution(TensorId t, int rank, const Box& box, int o, size_t k);
+  std::vector<Operand> statistics(int o, bool backward, std::vector<Instr> parts);
 
   const Graph& g_;
   const Partition& p_;
   const Backward& b_;
   CommunicateOptions opts_;
   Lowered out_;
-  std::vector<std::set<std::string>> names_;
+  std::vector<std::unordered_set<std::string>> names_;
+  std::vector<std::vector<int64_t>> extents_;                      ///< per tensor: its extents at the batch
   std::vector<std::vector<Src>> held_;                             ///< per tensor: the producer's parts
-  std::map<std::tuple<int, int, BoxKey>, Operand> gathered_;       ///< (tensor, rank, box) -> read operand
+  BlockMap<Operand> gathered_;                                     ///< (tensor, rank, box) -> read operand
   std::vector<std::vector<Src>> contrib_;                          ///< per tensor: gradient contributions
-  std::map<std::tuple<int, int, BoxKey>, size_t> contrib_index_;   ///< (tensor, rank, box) -> contrib_ index
+  BlockMap<size_t> contrib_index_;                                 ///< (tensor, rank, box) -> contrib_ index
   std::vector<std::vector<int>> param_of_;                         ///< per op, per op_params entry
-  std::map<std::tuple<int, int, BoxKey>, int> param_buf_;          ///< (param, rank, box) -> buffer
-  std::map<std::tuple<int, int, BoxKey>, int> grad_buf_;           ///< (param, rank, box) -> buffer
+  BlockMap<int> param_buf_;                                        ///< (param, rank, box) -> buffer
+  BlockMap<int> grad_buf_;                                         ///< (param, rank, box) -> buffer
   std::vector<std::vector<Src>> grads_;                            ///< per param: its gradient blocks
   std::vector<std::vector<Instr>> fwd_;                            ///< per op, per part: the forward
   std::vector<Operand> seed_;                                      ///< per rank: the loss's gradient (1)
 };
 
 std::vector<Src> Lowerer::combine_local(const std::vector<Src>& srcs, const std::string& note) {
-  std::map<std::pair<int, BoxKey>, size_t> first;
+  BlockMap<size_t> first;
   std::vector<Src> out;
   for (const Src& s : srcs) {
-    auto [it, fresh] = first.try_emplace({s.rank, key_of(s.op.box)}, out.size());
+    auto [it, fresh] = first.try_emplace({-1, s.rank, s.op.box}, out.size());
     if (fresh) out.push_back(s);
     else copy(s.rank, s.op, out[it->second].op, true, note);
   }
@@ -152,6 +166,7 @@ std::vector<Src> Lowerer::combine_local(const std::vector<Src>& srcs, const std:
 std::vector<Operand> Lowerer::reshard(ReshardMode mode, const std::vector<Src>& srcs, const std::vector<Piece>& dests,
                                       const DestSpec& spec, const std::string& note) {
   std::vector<Piece> pieces;
+  pieces.reserve(srcs.size());
   for (const Src& s : srcs) pieces.push_back(Piece{s.rank, s.op.box});
   ReshardPlan plan = plan_reshard(mode, pieces, dests);
   const bool sum = mode == ReshardMode::sum;
@@ -173,7 +188,7 @@ std::vector<Operand> Lowerer::reshard(ReshardMode mode, const std::vector<Src>& 
   GlobalStep phase;
   phase.is_comm = true;
   phase.note = note;
-  std::set<std::string> patterns;
+  bool used[5] = {};  // per MoveKind: the phase's pattern names those used
   std::vector<std::pair<int, Instr>> after;  // local moves, after the phase
   // Sum mode adds into some sources' buffers in place; a local move that reads such a buffer reads a
   // copy taken before any of the plan's writes (the reshard table's read-before-write rule).
@@ -230,7 +245,7 @@ std::vector<Operand> Lowerer::reshard(ReshardMode mode, const std::vector<Src>& 
     phase.comms.push_back(std::move(c));
   };
   for (const Move& m : plan.moves) {
-    patterns.insert(move_kind_name(m.kind));
+    used[static_cast<int>(m.kind)] = true;
     switch (m.kind) {
       case MoveKind::transfer: transfer(m); break;
       case MoveKind::all_to_all:
@@ -257,7 +272,11 @@ std::vector<Operand> Lowerer::reshard(ReshardMode mode, const std::vector<Src>& 
     }
   }
   if (!phase.comms.empty()) {
-    phase.pattern = fmt::format("{}", fmt::join(patterns, "+"));
+    std::vector<std::string_view> names;
+    for (int k = 0; k < 5; ++k)
+      if (used[k]) names.push_back(move_kind_name(static_cast<MoveKind>(k)));
+    std::sort(names.begin(), names.end());
+    phase.pattern = fmt::format("{}", fmt::join(names, "+"));
     out_.steps.push_back(std::move(phase));
   }
   for (auto& [rank, in] : before) compute(rank, std::move(in));
@@ -267,7 +286,7 @@ std::vector<Operand> Lowerer::reshard(ReshardMode mode, const std::vector<Src>& 
 
 Operand Lowerer::param_block(int o, int j, int rank, const Box& box) {
   const int param = param_of_[o][j];
-  auto [it, fresh] = param_buf_.try_emplace({param, rank, key_of(box)}, -1);
+  auto [it, fresh] = param_buf_.try_emplace({param, rank, box}, -1);
   if (fresh) {
     const ParamInfo& info = out_.params[param];
     it->second = new_buffer(rank, info.name, BufferRole::param, DType::f32, info.shape, box, -1, param);
@@ -283,7 +302,7 @@ Operand Lowerer::param_block(int o, int j, int rank, const Box& box) {
 }
 
 Operand Lowerer::grad_block(int param, int rank, const Box& box) {
-  auto [it, fresh] = grad_buf_.try_emplace({param, rank, key_of(box)}, -1);
+  auto [it, fresh] = grad_buf_.try_emplace({param, rank, box}, -1);
   if (fresh) {
     const ParamInfo& info = out_.params[param];
     it->second = new_buffer(rank, "d." + info.name, BufferRole::param_grad, DType::f32, info.shape, box, -1, param);
@@ -293,11 +312,11 @@ Operand Lowerer::grad_block(int param, int rank, const Box& box) {
   return whole(rank, it->second);
 }
 
-Operand Lowerer::contribution(TensorId t, int rank, const Box& box, const std::string& from) {
-  auto [it, fresh] = contrib_index_.try_emplace({t, rank, key_of(box)}, contrib_[t].size());
+Operand Lowerer::contribution(TensorId t, int rank, const Box& box, int o, size_t k) {
+  auto [it, fresh] = contrib_index_.try_emplace({t, rank, box}, contrib_[t].size());
   if (fresh) {
-    int buf = new_buffer(rank, fmt::format("d.{}.from.{}", g_.tensors[t].name, from), BufferRole::gradient,
-                         DType::f32, tensor_extents(t), box, t);
+    int buf = new_buffer(rank, fmt::format("d.{}.from.{}.p{}", g_.tensors[t].name, g_.ops[o].name, k),
+                         BufferRole::gradient, DType::f32, tensor_extents(t), box, t);
     fill(rank, whole(rank, buf), 0.f, "zero d." + g_.tensors[t].name);
     contrib_[t].push_back(Src{rank, whole(rank, buf)});
   }
@@ -307,22 +326,22 @@ Operand Lowerer::contribution(TensorId t, int rank, const Box& box, const std::s
 // The statistics of a split-statistics op: each part's partial sums (written by the instructions
 // `parts`, which the caller emits with these operands), summed over the parts that share a channel
 // block. Returns, per part, the operand of the summed statistics on its rank.
-std::vector<Operand> Lowerer::statistics(int o, bool backward, const std::vector<Instr>& parts) {
+std::vector<Operand> Lowerer::statistics(int o, bool backward, std::vector<Instr> parts) {
   const Op& op = g_.ops[o];
   const OpParts& op_parts = p_.ops[o];
   std::vector<Src> partial;
   for (size_t k = 0; k < parts.size(); ++k) {
     partial.push_back(Src{op_parts.parts[k].device, parts[k].stats});
-    compute(op_parts.parts[k].device, parts[k]);
+    compute(op_parts.parts[k].device, std::move(parts[k]));
   }
   const std::string what = backward ? "backward statistics" : "statistics";
   std::vector<Src> sources = combine_local(partial, fmt::format("{} {}", op.name, what));
   std::vector<Piece> dests;
-  std::map<std::pair<int, BoxKey>, size_t> index;
+  BlockMap<size_t> index;
   std::vector<size_t> part_dest;
   for (const Part& part : op_parts.parts) {
     Box box = op_stats_box(part.box);
-    auto [it, fresh] = index.try_emplace({part.device, key_of(box)}, dests.size());
+    auto [it, fresh] = index.try_emplace({-1, part.device, box}, dests.size());
     if (fresh) dests.push_back(Piece{part.device, box});
     part_dest.push_back(it->second);
   }
@@ -355,13 +374,13 @@ void Lowerer::forward_op(int o) {
   for (size_t i = 0; i < op.inputs.size(); ++i) {
     const TensorId t = op.inputs[i];
     std::vector<Piece> dests;
-    std::vector<std::tuple<int, int, BoxKey>> keys;
+    std::vector<BlockKey> keys;
     for (const Part& part : parts.parts) {
-      auto key = std::make_tuple(t, part.device, key_of(part.in[i]));
+      BlockKey key{t, part.device, part.in[i]};
       if (part.in[i].empty() || gathered_.count(key)) continue;
       if (std::find(keys.begin(), keys.end(), key) != keys.end()) continue;
-      keys.push_back(key);
       dests.push_back(Piece{part.device, part.in[i]});
+      keys.push_back(std::move(key));
     }
     if (!dests.empty()) {
       DestSpec spec;
@@ -376,7 +395,7 @@ void Lowerer::forward_op(int o) {
     for (size_t k = 0; k < n; ++k) {
       const Part& part = parts.parts[k];
       instrs[k].in.push_back(part.in[i].empty() ? Operand{-1, part.in[i]}
-                                                : gathered_.at({t, part.device, key_of(part.in[i])}));
+                                                : gathered_.at({t, part.device, part.in[i]}));
     }
   }
 
@@ -391,15 +410,16 @@ void Lowerer::forward_op(int o) {
         FFC_CHECK(doubled[j][d] == 2 * saved_full[j][d]);
         saved_batch[j] |= 1u << d;
       }
-  std::set<std::tuple<int, size_t, BoxKey>> state_owner;  // (rank, param, block) already updated by a part
+  const std::vector<ParamSpec> specs = op_params(g_, op);
+  std::unordered_set<BlockKey, BlockKeyHash> state_owner;  // (param, rank, block) already updated by a part
   for (size_t k = 0; k < n; ++k) {
     const Part& part = parts.parts[k];
     const int r = part.device;
-    std::vector<ParamSpec> specs = op_params(g_, op);
     bool owns_state = true;
     for (size_t j = 0; j < part.params.size(); ++j) {
       instrs[k].params.push_back(param_block(o, static_cast<int>(j), r, part.params[j]));
-      if (!specs[j].trainable && !state_owner.insert({r, j, key_of(part.params[j])}).second) owns_state = false;
+      if (!specs[j].trainable && !state_owner.insert({static_cast<int>(j), r, part.params[j]}).second)
+        owns_state = false;
     }
     instrs[k].update_state = owns_state;
     for (size_t j = 0; j < part.saved.size(); ++j)
@@ -431,7 +451,7 @@ void Lowerer::forward_op(int o) {
       stats[k].stats = whole(r, new_buffer(r, fmt::format("{}.p{}.stats", op.name, k), BufferRole::stats, DType::f64,
                                            {2, bound.out[0][1]}, op_stats_box(parts.parts[k].box)));
     }
-    std::vector<Operand> summed = statistics(o, false, stats);
+    std::vector<Operand> summed = statistics(o, false, std::move(stats));
     for (size_t k = 0; k < n; ++k) {
       instrs[k].stats = summed[k];
       compute(parts.parts[k].device, instrs[k]);
@@ -443,7 +463,6 @@ void Lowerer::forward_op(int o) {
   for (size_t j = 0; j < op.outputs.size(); ++j)
     for (size_t k = 0; k < n; ++k)
       if (!info.partial_output) held_[op.outputs[j]].push_back(Src{parts.parts[k].device, instrs[k].out[j]});
-  fwd_[o] = instrs;
 
   if (info.partial_output) {
     // The loss: every part's partial sum, summed onto every rank.
@@ -460,6 +479,7 @@ void Lowerer::forward_op(int o) {
     std::vector<Operand> total = reshard(ReshardMode::sum, sources, dests, spec, "the loss");
     for (int r = 0; r < p_.num_devices; ++r) out_.ranks[r].loss = total[r];
   }
+  fwd_[o] = std::move(instrs);  // for the backward, its one reader
 }
 
 void Lowerer::backward_op(int o) {
@@ -467,7 +487,7 @@ void Lowerer::backward_op(int o) {
   const OpInfo& info = op.info();
   const OpParts& parts = p_.ops[o];
   const size_t n = parts.parts.size();
-  std::vector<Instr> instrs = fwd_[o];
+  std::vector<Instr> instrs = std::move(fwd_[o]);
   for (Instr& in : instrs) in.kind = InstrKind::backward;
 
   // The gradients of the outputs: the loss's seed, or the sum of the consumers' contributions.
@@ -482,10 +502,10 @@ void Lowerer::backward_op(int o) {
       continue;
     }
     std::vector<Piece> dests;
-    std::map<std::pair<int, BoxKey>, size_t> index;
+    BlockMap<size_t> index;
     std::vector<size_t> part_dest;
     for (const Part& part : parts.parts) {
-      auto [it, fresh] = index.try_emplace({part.device, key_of(part.out[j])}, dests.size());
+      auto [it, fresh] = index.try_emplace({-1, part.device, part.out[j]}, dests.size());
       if (fresh) dests.push_back(Piece{part.device, part.out[j]});
       part_dest.push_back(it->second);
     }
@@ -505,7 +525,7 @@ void Lowerer::backward_op(int o) {
     for (size_t i = 0; i < op.inputs.size(); ++i) {
       const TensorId t = op.inputs[i];
       if (b_.needs_grad[t] && !part.in[i].empty())
-        instrs[k].din.push_back(contribution(t, part.device, part.in[i], fmt::format("{}.p{}", op.name, k)));
+        instrs[k].din.push_back(contribution(t, part.device, part.in[i], o, k));
       else
         instrs[k].din.push_back(Operand{-1, part.in[i]});
     }
@@ -525,14 +545,14 @@ void Lowerer::backward_op(int o) {
       stats[k].stats = whole(r, new_buffer(r, fmt::format("{}.p{}.dstats", op.name, k), BufferRole::stats, DType::f64,
                                            {2, bound.out[0][1]}, op_stats_box(parts.parts[k].box)));
     }
-    std::vector<Operand> summed = statistics(o, true, stats);
+    std::vector<Operand> summed = statistics(o, true, std::move(stats));
     for (size_t k = 0; k < n; ++k) {
       instrs[k].stats = summed[k];
       instrs[k].dparams.assign(instrs[k].dparams.size(), Operand{});  // added by backward_stats
-      compute(parts.parts[k].device, instrs[k]);
+      compute(parts.parts[k].device, std::move(instrs[k]));
     }
   } else {
-    for (size_t k = 0; k < n; ++k) compute(parts.parts[k].device, instrs[k]);
+    for (size_t k = 0; k < n; ++k) compute(parts.parts[k].device, std::move(instrs[k]));
   }
   reduce_param_grads(o);
 }
@@ -585,6 +605,8 @@ Lowered Lowerer::run() {
   out_.ranks.resize(ranks);
   for (int r = 0; r < ranks; ++r) out_.ranks[r].rank = r;
   names_.resize(ranks);
+  extents_.reserve(g_.tensors.size());
+  for (size_t t = 0; t < g_.tensors.size(); ++t) extents_.push_back(bind_shape(g_.tensors[t].type.shape, p_.batch));
   held_.resize(g_.tensors.size());
   contrib_.resize(g_.tensors.size());
   fwd_.resize(g_.ops.size());

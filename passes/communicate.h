@@ -12,6 +12,7 @@
 // over their device group). Then every replica of every block applies the same optimizer step.
 #pragma once
 
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -53,7 +54,7 @@ struct CommunicateOptions {
 /// The result: every rank's buffers and set-up, and the global steps of one iteration.
 struct Lowered {
   std::vector<RankProgram> ranks;  ///< buffers, setup and loss filled; step empty
-  std::vector<GlobalStep> steps;
+  std::deque<GlobalStep> steps;  ///< a deque: appended one by one, steps never move
   size_t forward_steps = 0;  ///< steps[0, forward_steps) are the forward, the loss's sum included
   std::vector<ParamInfo> params;
 };

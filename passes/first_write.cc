@@ -67,16 +67,17 @@ void elide_zero_fills(Program& p) {
         break;
       }
     }
-    std::vector<Instr> step;
-    size_t forward_end = r.forward_end;
+    // Compacted in place: the instructions kept move down over the dropped ones.
+    size_t kept = 0, forward_end = r.forward_end;
     for (size_t i = 0; i < r.step.size(); ++i) {
       if (drop[i]) {
         if (i < r.forward_end) --forward_end;
         continue;
       }
-      step.push_back(std::move(r.step[i]));
+      if (kept != i) r.step[kept] = std::move(r.step[i]);
+      ++kept;
     }
-    r.step = std::move(step);
+    r.step.erase(r.step.begin() + static_cast<std::ptrdiff_t>(kept), r.step.end());
     r.forward_end = forward_end;
   }
 }

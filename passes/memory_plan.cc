@@ -46,8 +46,9 @@ void plan_rank(RankProgram& r) {
     }
   }
   // Greedy by size (largest first), each at the lowest offset free over its lifetime.
-  std::stable_sort(transient.begin(), transient.end(),
-                   [&](int a, int b) { return r.buffers[a].bytes() > r.buffers[b].bytes(); });
+  std::vector<int64_t> bytes(n);
+  for (int b : transient) bytes[b] = r.buffers[b].bytes();
+  std::stable_sort(transient.begin(), transient.end(), [&](int a, int b) { return bytes[a] > bytes[b]; });
   struct Placed {
     int64_t lo, hi;
     int first, last;
@@ -56,7 +57,7 @@ void plan_rank(RankProgram& r) {
   std::vector<Placed> placed;  // by (lo, hi): the first fit scans the live ones in address order
   int64_t arena = 0;
   for (int b : transient) {
-    const int64_t size = align(std::max<int64_t>(r.buffers[b].bytes(), 1));
+    const int64_t size = align(std::max<int64_t>(bytes[b], 1));
     int64_t offset = 0;
     for (const Placed& p : placed) {
       if (p.last < first[b] || last[b] < p.first) continue;  // not live together

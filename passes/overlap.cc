@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 #include <numeric>
 
@@ -125,25 +126,26 @@ void bucket_gradients(Program& p, int64_t bytes) {
     merged.push_back(std::move(m));
   }
   for (RankProgram& r : p.ranks) {
-    std::vector<Instr> step;
+    // Compacted in place: the instructions kept move down over the phases merged into later ones.
+    size_t kept = 0;
     std::map<int, std::vector<CommOp>> pending;  // a bucket's operations until its last phase
-    for (Instr& in : r.step) {
-      if (in.kind != InstrKind::comm) {
-        step.push_back(std::move(in));
-        continue;
+    for (size_t i = 0; i < r.step.size(); ++i) {
+      Instr& in = r.step[i];
+      if (in.kind == InstrKind::comm) {
+        const int last = bucket_of[in.phase];
+        std::vector<CommOp>& ops = pending[last];
+        ops.insert(ops.end(), std::make_move_iterator(in.comm.begin()), std::make_move_iterator(in.comm.end()));
+        if (in.phase != last) continue;
+        in.comm = std::move(ops);
+        pending.erase(last);
+        in.phase = renumber[last];
+        in.note = merged[in.phase].note;
       }
-      const int last = bucket_of[in.phase];
-      std::vector<CommOp>& ops = pending[last];
-      ops.insert(ops.end(), in.comm.begin(), in.comm.end());
-      if (in.phase != last) continue;
-      in.comm = std::move(ops);
-      pending.erase(last);
-      in.phase = renumber[last];
-      in.note = merged[in.phase].note;
-      step.push_back(std::move(in));
+      if (kept != i) r.step[kept] = std::move(in);
+      ++kept;
     }
     FFC_CHECK(pending.empty());
-    r.step = std::move(step);
+    r.step.erase(r.step.begin() + static_cast<std::ptrdiff_t>(kept), r.step.end());
     for (Instr& in : r.setup)
       if (in.kind == InstrKind::comm) in.phase = renumber[in.phase];
   }
@@ -163,30 +165,48 @@ void plan_overlap(Program& p) {
       FFC_CHECK(buf.offset >= 0);
       range[b] = {is_persistent(buf.role) ? 0 : 1, buf.offset, buf.offset + std::max<int64_t>(buf.bytes(), 1)};
     }
-    auto ranges_of = [&](const Instr& in) {
-      std::vector<Range> v;
-      for_each_operand(in, [&](const Operand& o) {
-        if (o.present()) v.push_back(range[o.buffer]);
-      });
-      return v;
-    };
+    // Every instruction's operand ranges, listed once (step j's are flat[first[j], first[j + 1])):
+    // a phase that overlaps the rest of the backward scans hundreds of instructions.
     const int n = static_cast<int>(r.step.size());
+    std::vector<Range> flat;
+    std::vector<size_t> first(n + 1, 0);
+    for (int j = 0; j < n; ++j) {
+      first[j] = flat.size();
+      for_each_operand(r.step[j], [&](const Operand& o) {
+        if (o.present()) flat.push_back(range[o.buffer]);
+      });
+    }
+    first[n] = flat.size();
     const int forward_end = static_cast<int>(r.forward_end);
     for (int i = 0; i < n; ++i) {
       Instr& in = r.step[i];
       if (in.kind != InstrKind::comm) continue;
-      const std::vector<Range> mine = ranges_of(in);
+      // The phase's bytes per region as disjoint intervals sorted by begin (a bucket lists dozens
+      // of buffers): a range meets one of its operands iff it meets the last interval that begins
+      // before it ends.
+      std::vector<std::pair<int64_t, int64_t>> mine[2];
+      for (size_t k = first[i]; k < first[i + 1]; ++k) mine[flat[k].region].push_back({flat[k].begin, flat[k].end});
+      for (auto& v : mine) {
+        std::sort(v.begin(), v.end());
+        size_t m = 0;
+        for (size_t k = 0; k < v.size(); ++k) {
+          if (m > 0 && v[k].first <= v[m - 1].second) v[m - 1].second = std::max(v[m - 1].second, v[k].second);
+          else v[m++] = v[k];
+        }
+        v.resize(m);
+      }
+      auto meets = [&](const Range& x) {
+        const std::vector<std::pair<int64_t, int64_t>>& v = mine[x.region];
+        auto after = std::partition_point(v.begin(), v.end(), [&](const auto& u) { return u.first < x.end; });
+        return after != v.begin() && std::prev(after)->second > x.begin;
+      };
       const int end = i < forward_end ? forward_end : n;
       int finish = end;
       for (int j = i + 1; j < end && finish == end; ++j) {
         if (r.step[j].kind == InstrKind::load_input) finish = j;  // where a recorded step (CUDA graph) is cut
         if (r.step[j].kind == InstrKind::comm) continue;  // in order on the communication stream
-        for_each_operand(r.step[j], [&](const Operand& o) {
-          if (!o.present()) return;
-          const Range& x = range[o.buffer];
-          for (const Range& m : mine)
-            if (m.region == x.region && m.begin < x.end && x.begin < m.end) finish = j;
-        });
+        for (size_t k = first[j]; k < first[j + 1]; ++k)
+          if (meets(flat[k])) finish = j;
       }
       in.finish = finish == i + 1 ? -1 : finish;
     }

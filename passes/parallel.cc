@@ -51,6 +51,7 @@ Compiled compile_parallel(Graph g, const Strategy& s, const ParallelOptions& opt
   if (after("communicate", [&] { return print_lowered(graph, lowered); })) return c;
 
   c.program = schedule(graph, std::move(lowered), opts.batch);
+  if (po.verify_each) verify_program(c.program);
   if (after("schedule", [&] { return print_schedule(c.program); })) return c;
 
   elide_zero_fills(c.program);

