@@ -313,12 +313,9 @@ struct Planes {
 /// Shared memory budget of one block, and the most a single plane may need to take this path.
 constexpr size_t kPlaneBlockBytes = 16 << 10, kPlaneMaxBytes = 48 << 10;
 
-/// The planes of images [n0, n1) x channels [c0, c1); nullopt when one plane needs more shared
-/// memory than kPlaneMaxBytes (`per_plane_floats` of its input and output extents).
 /// The planes of images [n0, n1) x channels [c0, c1), outputs oh x ow, dx's box [0, dh) x
-/// [0, dw); nullopt when one plane needs more
-/// shared memory than kPlaneMaxBytes (`per_plane_floats` of its input and output extents) or dx's
-/// box misses part of the windows.
+/// [0, dw); nullopt when one plane needs more shared memory than kPlaneMaxBytes
+/// (`per_plane_floats` of its input and output extents) or dx's box misses part of the windows.
 std::optional<Planes> planes_of(const Geom& g, int64_t n0, int64_t n1, int64_t c0, int64_t c1, int64_t oh, int64_t ow,
                                 int64_t dh, int64_t dw, int64_t (*per_plane_floats)(int64_t in, int64_t out)) {
   int64_t h0, hr, w0, wr;
@@ -342,7 +339,7 @@ std::optional<Planes> planes_of(const Geom& g, int64_t n0, int64_t n1, int64_t c
   return p;
 }
 
-/// Block bytes of shared memory and blocks for a call over `p`, `per_plane` bytes a plane.
+/// Block bytes of shared memory and blocks for a call over `p`, `per_plane_floats` floats a plane.
 size_t plane_block_bytes(const Planes& p, int64_t per_plane_floats) {
   return static_cast<size_t>(p.per_block) * static_cast<size_t>(per_plane_floats) * 4;
 }
