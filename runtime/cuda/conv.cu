@@ -626,19 +626,22 @@ constexpr double kCompileFromUs = 500;
 /// With TF32 allowed: times the first engines cuDNN's heuristics propose for the call and puts
 /// the fastest in p.graph when it beats p's legacy algorithm (by more than the noise). cuDNN's
 /// legacy algorithms are a fixed subset of its engines; AlexNet's 11x11 stride-4 first
-/// convolution (3 input channels) runs 2x faster on one they miss. Strict fp32 keeps the legacy
-/// algorithms, whose math type is set explicitly.
+/// convolution (3 input channels) ran in 1.48 ms on one they miss, 1.73 ms on their best (H200).
+/// Strict fp32 keeps the legacy algorithms, whose math type is set explicitly.
 void try_graph_engines(Context& ctx, const Call& c, const Geom& g, float beta, Plan& p, void* out, size_t limit) {
   std::vector<BackendDesc> parts;
   std::string log;
   const bool logging = std::getenv("FFRT_CONV_LOG") != nullptr;
   if (logging) {
     static const char* const kDir[3] = {"forward", "backward-data", "backward-filter"};
-    log = std::string("conv2d ") + kDir[static_cast<int>(c.dir)] + " x=" + std::to_string(c.x.n[0]) + "x" +
-          std::to_string(c.x.n[1]) + "x" + std::to_string(c.x.n[2]) + "x" + std::to_string(c.x.n[3]) +
-          " y=" + std::to_string(c.y.n[0]) + "x" + std::to_string(c.y.n[1]) + "x" + std::to_string(c.y.n[2]) + "x" +
-          std::to_string(c.y.n[3]) + " k=" + std::to_string(c.w.n[2]) + "x" + std::to_string(c.w.n[3]) +
-          " beta=" + std::to_string(static_cast<int>(beta)) + ":";
+    const auto extents = [](const int64_t* n, int rank) {
+      std::string s = std::to_string(n[0]);
+      for (int d = 1; d < rank; ++d) s += "x" + std::to_string(n[d]);
+      return s;
+    };
+    log = std::string("conv2d ") + kDir[static_cast<int>(c.dir)] + " x=" + extents(c.x.n, 4) +
+          " y=" + extents(c.y.n, 4) + " k=" + extents(c.w.n + 2, 2) + " beta=" + std::to_string(static_cast<int>(beta)) +
+          ":";
   }
   const auto finish = [&](const char* outcome) {
     if (logging) std::fprintf(stderr, "%s %s\n", log.c_str(), outcome);

@@ -41,7 +41,9 @@ Times libffrt's phases (%s backend) between the ranks of one node: an all-reduce
 all-reduce over ranks 0 and 1, a transfer from rank 0 to rank 1, over sizes from 4 KiB up by factors
 of 4, and a phase of 8 all-reduces of 4 KiB. Fits the simulator's formulas to the medians (latency
 L and bandwidth B of each kind) and prints them; --out writes a machine file for ffc simulate
---machine with the all-ranks fit as the intra-node link and what a grouped all-reduce adds.
+--machine: the all-ranks fit's bandwidth as the intra-node link's, what a phase pays once and a
+ring step's latency (a line through the kinds' intercepts against their steps), and what a grouped
+all-reduce adds.
   --out FILE      the machine file to write
   --base NAME     the preset it starts from: h100 or h200 (default h100)
   --max-mib M     the largest size, in MiB (default 256; the largest 4 KiB x 4^k not above it)
@@ -297,7 +299,9 @@ std::string today() {
 }
 
 /// The machine file (docs/simulator.md, "Machines"): the base preset with the all-ranks
-/// all-reduce's fit as the intra-node link; the other fits and the medians as comments.
+/// all-reduce's bandwidth as the intra-node link's, the phase and ring-step latencies of
+/// fit_phase (or, without a usable line, the all-ranks fit's latency), the grouped cost; the fits
+/// and the medians as comments.
 void write_machine(const Options& o, const std::string& device, int ranks, const std::vector<Series>& series,
                    double grouped_us) {
   const Series& main = series.front();

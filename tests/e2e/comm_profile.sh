@@ -28,13 +28,32 @@ fit=$(grep -m1 '^fit: all_reduce over ranks 0,1: ' "$work/run.log")
 # The latency: a ring step of the line through the kinds' intercepts, with what a phase pays once;
 # or, without a usable line, the all-ranks fit's.
 phase=$(sed -n 's/^phase_latency_us = //p' "$work/measured.machine")
-if [ -n "$phase" ]; then
-  line=$(grep -m1 '^# intercepts against steps: ' "$work/measured.machine")
-  [[ "$line" == *"a phase $phase us, a ring step $lat us"* ]] \
-    || { echo "comm_profile: the file's latencies are not the line's: $line" >&2; exit 1; }
-else
+if [ -z "$phase" ]; then
   [[ "$fit" == *"L = $lat us"* ]] || { echo "comm_profile: the file's latency is not the fit's: $fit" >&2; exit 1; }
 fi
+# The line recomputed here from the three printed fits (steps * L against steps, least squares):
+# the file must hold it when it is usable, and the all-ranks fit's latency when it is not.
+"${PYTHON:-python3}" - "$work/run.log" "$lat" "${phase:--1}" <<'PY'
+import re, sys
+fits = re.findall(r"^fit: \S+ over ranks \S+: B = \S+ GB/s, L = (\S+) us \(t = (\S+)\*L", open(sys.argv[1]).read(), re.M)
+assert len(fits) == 3, fits
+xs = [float(s) for _, s in fits]
+ys = [float(s) * float(l) for l, s in fits]
+n, sx, sy = len(xs), sum(xs), sum(ys)
+sxx, sxy = sum(x * x for x in xs), sum(x * y for x, y in zip(xs, ys))
+det = n * sxx - sx * sx
+step = (n * sxy - sx * sy) / det
+phase = (sy - step * sx) / n
+lat, got_phase = float(sys.argv[2]), float(sys.argv[3])
+if step >= 0.01 and phase >= 0:
+    # The fits are printed to 6 digits: the line from them differs from the file's by their rounding.
+    close = lambda a, b: abs(a - b) <= 1e-3 + 1e-4 * abs(b)
+    assert close(got_phase, phase) and close(lat, step), (got_phase, phase, lat, step)
+    print(f"comm_profile: a phase {phase:.4g} us, a ring step {step:.4g} us, as the file says")
+else:
+    assert got_phase < 0, f"the line (phase {phase}, step {step}) is unusable but the file has a phase latency"
+    print(f"comm_profile: no usable line (phase {phase:.4g} us, step {step:.4g} us): the fit's latency")
+PY
 
 # The grouped phase: what each all-reduce after the first adds, printed and in the file.
 grep -Eq '^grouped: a phase of 8 all-reduces of 4 KiB over ranks 0,1: ' "$work/run.log"
