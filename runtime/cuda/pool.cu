@@ -302,52 +302,121 @@ __global__ void backward_kernel(Box<I> dy, Box<I> dx, Dims g, const int32_t* arg
 // ---- whole planes in shared memory ---------------------------------------------------------------
 
 /// A call over whole planes: images [n0, n0 + planes / nc) x channels [c0, c0 + nc), each plane's
-/// windows reading input rows [0, hr) and columns [0, wr); `per_block` planes to a block. The
-/// backward writes dx's rows [0, dh) and columns [0, dw) (dh >= hr, dw >= wr: the rest of the
-/// box is in no window).
+/// windows reading input rows [0, hr) and columns [0, wr). The backward writes dx's rows [0, dh)
+/// and columns [0, dw) (dh >= hr, dw >= wr: the rest of the box is in no window). A block takes
+/// `per_block` whole planes, or, for planes too big for its shared memory (bands > 1), one band
+/// of `band` dx rows of one plane with the outputs whose windows hold them and their input rows.
+/// A block stages at most in_cap input elements and out_cap outputs per plane.
 struct Planes {
-  int n0, c0, planes, per_block, hr, wr, OH, OW, dh, dw;
+  int n0, c0, planes, per_block, hr, wr, OH, OW, dh, dw, band, bands, in_cap, out_cap;
   Divider<uint32_t> by_nc, by_in, by_in_w, by_out, by_out_w, by_plane, by_w;
 };
 
-/// Shared memory budget of one block, and the most a single plane may need to take this path.
-constexpr size_t kPlaneBlockBytes = 16 << 10, kPlaneMaxBytes = 48 << 10;
+/// Shared memory budget of one block of several planes or of a band, and the most a single plane
+/// may need to be one block's.
+constexpr size_t kPlaneBlockBytes = 16 << 10, kBandBytes = 32 << 10, kPlaneMaxBytes = 48 << 10;
+
+/// The rows of band j: dx rows [h0, h1), the outputs [o0, o1) whose windows hold them, and the
+/// input rows [x0, x1) those windows read (rows from hr on are in no window).
+struct BandRows {
+  int h0, h1, o0, o1, x0, x1;
+};
+
+__host__ __device__ inline BandRows band_rows(int j, int band, int dh, int hr, int OH, int k, int s, int p) {
+  BandRows b;
+  b.h0 = j * band;
+  b.h1 = dh < b.h0 + band ? dh : b.h0 + band;
+  const int last = (b.h1 < hr ? b.h1 : hr) - 1;
+  b.o0 = b.o1 = b.x0 = b.x1 = 0;
+  if (last < b.h0) return b;
+  const int a = b.h0 + p - k + 1;  // the first output's window must reach h0
+  b.o0 = a <= 0 ? 0 : (a + s - 1) / s;
+  b.o1 = (last + p) / s + 1;
+  if (b.o1 > OH) b.o1 = OH;
+  if (b.o1 <= b.o0) {
+    b.o0 = b.o1 = 0;
+    return b;
+  }
+  b.x0 = b.o0 * s - p > 0 ? b.o0 * s - p : 0;
+  b.x1 = (b.o1 - 1) * s - p + k < hr ? (b.o1 - 1) * s - p + k : hr;
+  return b;
+}
 
 /// The planes of images [n0, n1) x channels [c0, c1), outputs oh x ow, dx's box [0, dh) x
-/// [0, dw); nullopt when one plane needs more shared memory than kPlaneMaxBytes
-/// (`per_plane_floats` of its input and output extents) or dx's box misses part of the windows.
+/// [0, dw), `per_plane_floats` of shared memory for a plane's (or band's) input and output
+/// elements; with `bands`, planes too big for a block are cut into bands of rows. nullopt when
+/// that does not fit either, or dx's box misses part of the windows.
 std::optional<Planes> planes_of(const Geom& g, int64_t n0, int64_t n1, int64_t c0, int64_t c1, int64_t oh, int64_t ow,
-                                int64_t dh, int64_t dw, int64_t (*per_plane_floats)(int64_t in, int64_t out)) {
+                                int64_t dh, int64_t dw, int64_t (*per_plane_floats)(int64_t in, int64_t out),
+                                bool bands) {
   int64_t h0, hr, w0, wr;
   window_range(0, oh, g.kh, g.sh, g.ph, g.H, h0, hr);
   window_range(0, ow, g.kw, g.sw, g.pw, g.W, w0, wr);
-  const size_t bytes = static_cast<size_t>(per_plane_floats(hr * wr, oh * ow)) * 4;
   const int64_t planes = (n1 - n0) * (c1 - c0);
-  if (bytes > kPlaneMaxBytes || planes >= INT_MAX || oh * ow == 0 || dh < hr || dw < wr) return std::nullopt;
+  if (planes >= INT_MAX || oh * ow == 0 || dh < hr || dw < wr || dh * dw >= INT_MAX) return std::nullopt;
   Planes p;
   p.n0 = static_cast<int>(n0), p.c0 = static_cast<int>(c0), p.planes = static_cast<int>(planes);
-  p.per_block = static_cast<int>(std::clamp<size_t>(kPlaneBlockBytes / std::max<size_t>(bytes, 1), 1, 64));
   p.hr = static_cast<int>(hr), p.wr = static_cast<int>(wr), p.OH = static_cast<int>(oh), p.OW = static_cast<int>(ow);
   p.dh = static_cast<int>(dh), p.dw = static_cast<int>(dw);
+  // The largest staging of bands of `band` rows, in elements and bytes.
+  const auto caps = [&](int band, int& in_cap, int& out_cap) {
+    in_cap = out_cap = 0;
+    for (int j = 0; j * band < p.dh; ++j) {
+      const BandRows b = band_rows(j, band, p.dh, p.hr, p.OH, static_cast<int>(g.kh), static_cast<int>(g.sh),
+                                   static_cast<int>(g.ph));
+      in_cap = std::max(in_cap, (b.x1 - b.x0) * p.wr);
+      out_cap = std::max(out_cap, (b.o1 - b.o0) * p.OW);
+    }
+    return static_cast<size_t>(per_plane_floats(in_cap, out_cap)) * 4;
+  };
+  p.band = p.dh;
+  size_t bytes = caps(p.band, p.in_cap, p.out_cap);
+  if (bytes > kPlaneMaxBytes) {
+    if (!bands) return std::nullopt;
+    while (bytes > kBandBytes && p.band > 1) bytes = caps(p.band = (p.band + 1) / 2, p.in_cap, p.out_cap);
+    if (bytes > kBandBytes) return std::nullopt;
+  }
+  p.bands = (p.dh + p.band - 1) / p.band;
+  if (static_cast<int64_t>(p.planes) * p.bands >= INT_MAX) return std::nullopt;
+  p.per_block = p.bands > 1 ? 1 : static_cast<int>(std::clamp<size_t>(kPlaneBlockBytes / std::max<size_t>(bytes, 1), 1, 64));
   p.by_nc = Divider<uint32_t>(static_cast<uint32_t>(c1 - c0));
-  p.by_in = Divider<uint32_t>(static_cast<uint32_t>(std::max<int64_t>(hr * wr, 1)));
+  p.by_in = Divider<uint32_t>(static_cast<uint32_t>(std::max(p.in_cap, 1)));
   p.by_in_w = Divider<uint32_t>(static_cast<uint32_t>(std::max<int64_t>(wr, 1)));
-  p.by_out = Divider<uint32_t>(static_cast<uint32_t>(oh * ow));
+  p.by_out = Divider<uint32_t>(static_cast<uint32_t>(std::max(p.out_cap, 1)));
   p.by_out_w = Divider<uint32_t>(static_cast<uint32_t>(ow));
   p.by_plane = Divider<uint32_t>(static_cast<uint32_t>(std::max<int64_t>(dh * dw, 1)));
   p.by_w = Divider<uint32_t>(static_cast<uint32_t>(std::max<int64_t>(dw, 1)));
   return p;
 }
 
-/// Block bytes of shared memory and blocks for a call over `p`, `per_plane_floats` floats a plane.
+/// Block bytes of shared memory and blocks for a call over `p`, `per_plane_floats` a plane's.
 size_t plane_block_bytes(const Planes& p, int64_t per_plane_floats) {
   return static_cast<size_t>(p.per_block) * static_cast<size_t>(per_plane_floats) * 4;
 }
-unsigned plane_blocks(const Planes& p) { return static_cast<unsigned>((p.planes + p.per_block - 1) / p.per_block); }
+unsigned plane_blocks(const Planes& p) {
+  return p.bands > 1 ? static_cast<unsigned>(p.planes * p.bands)
+                     : static_cast<unsigned>((p.planes + p.per_block - 1) / p.per_block);
+}
 
-/// The global image and channel of the block's plane q.
-__device__ inline void plane_nc(const Planes& p, int q, int& n, int& c) {
-  const uint32_t global = static_cast<uint32_t>(blockIdx.x) * p.per_block + q;
+/// The block's first plane, and the plane count it takes (np) and its rows.
+struct BlockWork {
+  int first, np;
+  BandRows rows;
+};
+
+__device__ inline BlockWork block_work(const Planes& p, const Dims& g) {
+  BlockWork w;
+  const int b = static_cast<int>(blockIdx.x);
+  const int j = p.bands > 1 ? b % p.bands : 0;
+  w.first = p.bands > 1 ? b / p.bands : b * p.per_block;
+  w.np = p.bands > 1 ? 1 : min(p.per_block, p.planes - w.first);
+  w.rows = band_rows(j, p.band, p.dh, p.hr, p.OH, g.kh, g.sh, g.ph);
+  return w;
+}
+
+/// The global image and channel of plane `first + q`.
+__device__ inline void plane_nc(const Planes& p, int first, int q, int& n, int& c) {
+  const uint32_t global = static_cast<uint32_t>(first + q);
   const uint32_t image = p.by_nc.div(global);
   n = p.n0 + static_cast<int>(image);
   c = p.c0 + static_cast<int>(global - image * p.by_nc.d);
@@ -373,15 +442,17 @@ __device__ inline void stage(int n, float* dst, F&& src) {
   }
 }
 
-/// Copies the input rows [0, hr) x columns [0, wr) of the block's `np` planes into xs.
-__device__ inline void load_input(const Planes& p, const Box<uint32_t>& x, int np, float* xs) {
-  const int in = p.hr * p.wr;
-  stage(np * in, xs, [&](int i) {
-    const int q = static_cast<int>(p.by_in.div(i)), r = i - q * in;
+/// Copies the input rows [x0, x1) x columns [0, wr) of the block's `np` planes into xs, in_cap
+/// elements apart.
+__device__ inline void load_input(const Planes& p, const Box<uint32_t>& x, const BlockWork& bw, float* xs) {
+  const int rows = bw.rows.x1 - bw.rows.x0;
+  // With several planes a block stages whole ones (rows * wr == in_cap), else i < in_cap: q = 0.
+  stage(bw.np * rows * p.wr, xs, [&](int i) {
+    const int q = static_cast<int>(p.by_in.div(i)), r = i - q * p.in_cap;
     const int h = static_cast<int>(p.by_in_w.div(r)), w = r - h * p.wr;
     int n, c;
-    plane_nc(p, q, n, c);
-    return x.at(n, c, h, w);
+    plane_nc(p, bw.first, q, n, c);
+    return x.at(n, c, bw.rows.x0 + h, w);
   });
 }
 
@@ -389,15 +460,14 @@ __device__ inline void load_input(const Planes& p, const Box<uint32_t>& x, int n
 template <Act A, bool Max>
 __global__ void plane_forward_kernel(Box<uint32_t> x, Box<uint32_t> y, Dims g, Planes p) {
   extern __shared__ float xs[];
-  const int np = min(p.per_block, p.planes - static_cast<int>(blockIdx.x) * p.per_block);
-  load_input(p, x, np, xs);
+  const BlockWork bw = block_work(p, g);  // whole planes: rows [0, hr), outputs [0, OH)
+  load_input(p, x, bw, xs);
   __syncthreads();
-  const int in = p.hr * p.wr, out = p.OH * p.OW;
-  for (int i = threadIdx.x; i < np * out; i += blockDim.x) {
-    const int q = static_cast<int>(p.by_out.div(i)), r = i - q * out;
+  for (int i = threadIdx.x; i < bw.np * p.out_cap; i += blockDim.x) {
+    const int q = static_cast<int>(p.by_out.div(i)), r = i - q * p.out_cap;
     const int oh = static_cast<int>(p.by_out_w.div(r)), ow = r - oh * p.OW;
     const Window wh = window_of(oh, g.kh, g.sh, g.ph, g.H), ww = window_of(ow, g.kw, g.sw, g.pw, g.W);
-    const float* plane = xs + q * in;
+    const float* plane = xs + q * p.in_cap;
     float v;
     if (Max) {
       v = -INFINITY;
@@ -417,76 +487,80 @@ __global__ void plane_forward_kernel(Box<uint32_t> x, Box<uint32_t> y, Dims g, P
       v = div > 0 ? sum / static_cast<float>(div) : 0.f;
     }
     int n, c;
-    plane_nc(p, q, n, c);
+    plane_nc(p, bw.first, q, n, c);
     y.at(n, c, oh, ow) = cuda::act_value<A>(v);
   }
 }
 
-/// dx (=, or += with accumulate) over whole planes: dy (and, for max pooling, x and each window's
-/// first maximum, found once) staged in shared memory, each element gathering as backward_kernel.
+/// dx (=, or += with accumulate) over whole planes or a band of rows: dy (and, for max pooling,
+/// x and each window's first maximum, found once) staged in shared memory, each element gathering
+/// as backward_kernel.
 template <bool Max>
 __global__ void plane_backward_kernel(Box<uint32_t> x, Box<uint32_t> dy, Box<uint32_t> dx, Dims g, Planes p,
                                       bool accumulate) {
   extern __shared__ float smem[];
-  const int np = min(p.per_block, p.planes - static_cast<int>(blockIdx.x) * p.per_block);
-  const int in = p.hr * p.wr, out = p.OH * p.OW;
+  const BlockWork bw = block_work(p, g);
+  const BandRows& rows = bw.rows;
   float* dys = smem;
-  float* xs = dys + p.per_block * out;
-  int* arg = reinterpret_cast<int*>(xs + p.per_block * in);
+  float* xs = dys + p.per_block * p.out_cap;
+  int* arg = reinterpret_cast<int*>(xs + p.per_block * p.in_cap);
+  // Staged elements of a plane sit out_cap (in_cap) apart; with several planes a block stages
+  // whole ones (outs == out_cap), else i < out_cap and q = 0.
+  const int outs = (rows.o1 - rows.o0) * p.OW;
   // Average pooling stages each gradient divided by its window's divisor: each element then sums
   // up to k x k of them without recomputing windows (the same quotients, in the same order).
-  stage(np * out, dys, [&](int i) {
-    const int q = static_cast<int>(p.by_out.div(i)), r = i - q * out;
-    const int oh = static_cast<int>(p.by_out_w.div(r)), ow = r - oh * p.OW;
+  stage(bw.np * outs, dys, [&](int i) {
+    const int q = static_cast<int>(p.by_out.div(i)), r = i - q * p.out_cap;
+    const int oh = rows.o0 + static_cast<int>(p.by_out_w.div(r)), ow = r - (oh - rows.o0) * p.OW;
     int n, c;
-    plane_nc(p, q, n, c);
+    plane_nc(p, bw.first, q, n, c);
     const float v = dy.at(n, c, oh, ow);
     if (Max) return v;
     const int div = avg_divisor(g, window_of(oh, g.kh, g.sh, g.ph, g.H), window_of(ow, g.kw, g.sw, g.pw, g.W));
     return div > 0 ? v / static_cast<float>(div) : 0.f;
   });
   if (Max) {
-    load_input(p, x, np, xs);
+    load_input(p, x, bw, xs);
     __syncthreads();
-    for (int i = threadIdx.x; i < np * out; i += blockDim.x) {
-      const int q = static_cast<int>(p.by_out.div(i)), r = i - q * out;
-      const int oh = static_cast<int>(p.by_out_w.div(r)), ow = r - oh * p.OW;
+    for (int i = threadIdx.x; i < bw.np * outs; i += blockDim.x) {
+      const int q = static_cast<int>(p.by_out.div(i)), r = i - q * p.out_cap;
+      const int oh = rows.o0 + static_cast<int>(p.by_out_w.div(r)), ow = r - (oh - rows.o0) * p.OW;
       const Window wh = window_of(oh, g.kh, g.sh, g.ph, g.H), ww = window_of(ow, g.kw, g.sw, g.pw, g.W);
-      const float* plane = xs + q * in;
-      // As argmax_kernel, in plane coordinates h * wr + w.
+      const float* staged = xs + q * p.in_cap - rows.x0 * p.wr;  // indexed by global row
+      // As argmax_kernel, in staged coordinates (h - x0) * wr + w.
       float best = -INFINITY;
-      int where = wh.lo < wh.hi && ww.lo < ww.hi ? wh.lo * p.wr + ww.lo : -1;
+      int where = wh.lo < wh.hi && ww.lo < ww.hi ? (wh.lo - rows.x0) * p.wr + ww.lo : -1;
       for (int h = wh.lo; h < wh.hi; ++h)
         for (int w = ww.lo; w < ww.hi; ++w) {
-          const float e = plane[h * p.wr + w];
+          const float e = staged[h * p.wr + w];
           if (e > best || e != e) {
             best = e;
-            where = h * p.wr + w;
+            where = (h - rows.x0) * p.wr + w;
           }
         }
       arg[i] = where;
     }
   }
   __syncthreads();
-  const int hw = p.dh * p.dw;
-  for (int i = threadIdx.x; i < np * hw; i += blockDim.x) {
+  const int hw = p.dh * p.dw, elems = (rows.h1 - rows.h0) * p.dw;
+  for (int i = threadIdx.x; i < bw.np * elems; i += blockDim.x) {
     const int q = static_cast<int>(p.by_plane.div(i)), r = i - q * hw;
-    const int h = static_cast<int>(p.by_w.div(r)), w = r - h * p.dw;
+    const int h = rows.h0 + static_cast<int>(p.by_w.div(r)), w = r - (h - rows.h0) * p.dw;
     float acc = 0.f;
     // Max pooling: an element outside [0, hr) x [0, wr) is in no window.
     if (!Max || (h < p.hr && w < p.wr)) {
       int h0, h1, w0, w1;
       outputs_over(h, g.kh, g.sh, g.by_sh, g.ph, 0, p.OH, h0, h1);
       outputs_over(w, g.kw, g.sw, g.by_sw, g.pw, 0, p.OW, w0, w1);
-      const int self = h * p.wr + w;
+      const int self = (h - rows.x0) * p.wr + w;
       for (int oh = h0; oh <= h1; ++oh)
         for (int ow = w0; ow <= w1; ++ow) {
-          const int o = q * out + oh * p.OW + ow;
+          const int o = q * p.out_cap + (oh - rows.o0) * p.OW + ow;
           if (!Max || arg[o] == self) acc += dys[o];
         }
     }
     int n, c;
-    plane_nc(p, q, n, c);
+    plane_nc(p, bw.first, q, n, c);
     float& o = dx.at(n, c, h, w);
     o = accumulate ? o + acc : acc;
   }
@@ -525,8 +599,9 @@ void pool2d_forward(Context& ctx, const Pool2dAttrs& a, Act act, const View& x, 
   const bool overlapping = g.kh * g.kw >= 4 * g.sh * g.sw;
   if (overlapping && whole_planes(y, y.full[2], y.full[3]) && small(x) && small(y)) {
     if (const auto p = planes_of(g, y.lo[0], y.hi(0), y.lo[1], y.hi(1), y.full[2], y.full[3], g.H, g.W,
-                                 forward_plane_floats)) {
-      const size_t bytes = plane_block_bytes(*p, forward_plane_floats(p->hr * p->wr, 0));
+                                 forward_plane_floats, false);
+        p && p->out_cap == p->OH * p->OW) {
+      const size_t bytes = plane_block_bytes(*p, forward_plane_floats(p->in_cap, p->out_cap));
       cuda::with_act(act, [&](auto actc) {
         constexpr Act A = decltype(actc)::value;
         if (a.max)
@@ -574,8 +649,8 @@ void pool2d_backward(Context& ctx, const Pool2dAttrs& a, const View& x, const Vi
   if (whole_planes(dy, dy.full[2], dy.full[3]) && dx.lo[2] == 0 && dx.lo[3] == 0 && dx.lo[0] == n0 &&
       dx.hi(0) == n1 && dx.lo[1] == c0 && dx.hi(1) == c1 && small(dy) && small(dx) && (!a.max || small(x))) {
     const auto floats = a.max ? max_backward_plane_floats : avg_backward_plane_floats;
-    if (const auto p = planes_of(g, n0, n1, c0, c1, dy.full[2], dy.full[3], dx.size[2], dx.size[3], floats)) {
-      const size_t bytes = plane_block_bytes(*p, floats(p->hr * p->wr, p->OH * p->OW));
+    if (const auto p = planes_of(g, n0, n1, c0, c1, dy.full[2], dy.full[3], dx.size[2], dx.size[3], floats, true)) {
+      const size_t bytes = plane_block_bytes(*p, floats(p->in_cap, p->out_cap));
       // Average pooling reads no x (its view may be empty): dy stands in for it.
       const Box<uint32_t> xb = box_of<uint32_t>(a.max ? x : dy);
       if (a.max)

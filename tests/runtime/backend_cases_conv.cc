@@ -326,6 +326,9 @@ std::vector<PoolGeom> pool_geoms() {
       // AlexNet's first pooling: a plane needs more shared memory than the cuda backend gives a
       // block of several, and the windows never read the last row and column.
       {"alexnet_max_3x3_s2", {4, 16, 56, 56}, pool_attrs(3, 3, 2, 2, 0, 0, true)},
+      // Planes bigger than a block's shared memory: the cuda backward cuts them into bands of rows.
+      {"band_max_3x3_s2_p1", {2, 4, 120, 118}, pool_attrs(3, 3, 2, 2, 1, 1, true)},
+      {"band_avg_3x3_p1", {2, 4, 150, 140}, pool_attrs(3, 3, 1, 1, 1, 1, false, false)},
   };
 }
 
@@ -430,7 +433,8 @@ void add_pool_cases(Registry& r) {
   // Whole planes (the cuda backend's shared-memory path for the backward): accumulating, over some
   // channels of some images, and with ties (the first maximum in row-major order takes the
   // gradient).
-  for (const char* geom : {"max_3x3_s2_p1", "avg_3x3_p1_exclude_pad", "alexnet_max_3x3_s2"}) {
+  for (const char* geom :
+       {"max_3x3_s2_p1", "avg_3x3_p1_exclude_pad", "alexnet_max_3x3_s2", "band_max_3x3_s2_p1", "band_avg_3x3_p1"}) {
     r.add(std::string("pool2d_bwd/") + geom + "/whole_accumulate", [=](Case& c) {
       const PoolGeom& g = pool(geom);
       pool_bwd(c, g, Act::none, whole(g.y()), whole(g.x), true, g.a.max, L::scrambled);
@@ -447,7 +451,7 @@ void add_pool_cases(Registry& r) {
       pool_fwd(c, g, Act::relu, {{1, 1, 0, 0}, {1, 3, y[2], y[3]}}, true, L::scrambled);
     });
   }
-  for (const char* geom : {"max_3x3_s2_p1", "max_2x2_ceil", "alexnet_max_3x3_s2"}) {
+  for (const char* geom : {"max_3x3_s2_p1", "max_2x2_ceil", "alexnet_max_3x3_s2", "band_max_3x3_s2_p1"}) {
     r.add(std::string("pool2d_bwd/") + geom + "/ties", [=](Case& c) {
       const PoolGeom& g = pool(geom);
       pool_bwd(c, g, Act::none, whole(g.y()), whole(g.x), false, true, L::dense, true);
