@@ -214,7 +214,14 @@ int mark(Context& ctx, Lane lane) {
     FFRT_CUDA(&ctx, cudaEventCreate(&e));
     ctx.mark_events.push_back(e);
   }
-  FFRT_CUDA(&ctx, cudaEventRecord(ctx.mark_events[ctx.marks_used], lane == Lane::comm ? ctx.comm_stream : ctx.stream));
+  cudaStream_t stream = lane == Lane::comm ? ctx.comm_stream : ctx.stream;
+  // While a graph is recorded, an external record becomes a node of the graph: every replay
+  // records the event, so a replayed step is timed as it runs (--trace with --cuda-graph).
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  FFRT_CUDA(&ctx, cudaStreamIsCapturing(stream, &capturing));
+  FFRT_CUDA(&ctx, cudaEventRecordWithFlags(ctx.mark_events[ctx.marks_used], stream,
+                                           capturing == cudaStreamCaptureStatusActive ? cudaEventRecordExternal
+                                                                                       : cudaEventRecordDefault));
   return static_cast<int>(ctx.marks_used++);
 }
 

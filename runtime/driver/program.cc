@@ -256,20 +256,20 @@ float Runner::run() {
     info_.step = opts_.start_iteration + k;  // the data stream continues where a checkpointed run stopped
     ++updates_;
     next_load_ = 0;
-    // --trace times the last iteration: the earlier ones choose algorithms and fill caches.
+    // --cuda-graph: iterations 1 and 2 run eagerly (the first chooses algorithms and fills the
+    // caches; the first optimizer step differs), the third is recorded, the rest replay it.
+    constexpr int64_t kCaptureAt = 2;
+    const bool graphed = opts_.cuda_graph && k >= kCaptureAt;
+    // --trace times the last iteration: the earlier ones choose algorithms and fill caches. A
+    // replayed step's marks were recorded into its graph (capture_step); an eager one marks now.
     const bool traced = !opts_.trace.empty() && k + 1 == opts_.iterations;
     std::chrono::steady_clock::time_point traced_start;
     if (traced) {
       synchronize(*ctx_);
       comm_.gather("");  // every rank begins together
       traced_start = std::chrono::steady_clock::now();
-      tracing_ = true;
-      trace_.clear();
-      trace_start_ = traced_start;
+      if (!graphed) begin_trace(traced_start);
     }
-    // --cuda-graph: iterations 1 and 2 run eagerly (the first chooses algorithms and fills the
-    // caches; the first optimizer step differs), the third is recorded, the rest replay it.
-    constexpr int64_t kCaptureAt = 2;
     if (opts_.cuda_graph && k > kCaptureAt)
       replay_step();
     else if (opts_.cuda_graph && k == kCaptureAt)
@@ -277,10 +277,9 @@ float Runner::run() {
     else
       r.step(*this);
     if (traced) {
-      mark_traced("end of step");
-      tracing_ = false;
+      if (!graphed) end_trace();
       synchronize(*ctx_);
-      write_trace(std::chrono::duration<double>(std::chrono::steady_clock::now() - traced_start).count());
+      write_trace(std::chrono::duration<double>(std::chrono::steady_clock::now() - traced_start).count(), graphed);
     }
     // The loaders read the next iteration's samples while the device finishes this one.
     if (k + 1 < opts_.iterations) read_ahead(info_.step + 1);
@@ -313,7 +312,11 @@ void Runner::capture_step(const ModelInfo::Rank& r) {
   comm_.set_capturing(true);
   capturing_ = true;
   begin_capture(*ctx_);
+  // --trace: the marks become nodes of the graphs, recorded again by every replay; the last
+  // replay's are the trace (run()).
+  if (!opts_.trace.empty()) begin_trace(std::chrono::steady_clock::now());
   r.step(*this);
+  if (!opts_.trace.empty()) end_trace();
   segments_.push_back({end_capture(*ctx_), -1, {}});
   capturing_ = false;
   comm_.set_capturing(false);
@@ -326,6 +329,17 @@ void Runner::replay_step() {
     else load_now(s.input, s.view);
   }
   comm_.track(*ctx_, "a replay of the step's CUDA graphs");
+}
+
+void Runner::begin_trace(std::chrono::steady_clock::time_point start) {
+  tracing_ = true;
+  trace_.clear();
+  trace_start_ = start;
+}
+
+void Runner::end_trace() {
+  mark_traced("end of step");
+  tracing_ = false;
 }
 
 void Runner::mark_traced(const char* name) {
@@ -361,8 +375,9 @@ std::string json_string(const char* v) {
 
 // Chrome trace-event JSON in the simulator's layout (ffc simulate --trace): a process per rank,
 // thread 0 its compute stream, thread 1 its communication, thread 2 the host issuing the step.
-// Times are microseconds from the rank's first mark; the ranks began the iteration together.
-void Runner::write_trace(double iteration_s) {
+// Times are microseconds from the rank's first mark; the ranks began the iteration together. A
+// replayed graph has no host row: its instructions were issued once, when it was recorded.
+void Runner::write_trace(double iteration_s, bool replayed) {
   const std::vector<double> t = mark_times(*ctx_);
   const int rank = comm_.rank();
   std::string out;
@@ -390,7 +405,7 @@ void Runner::write_trace(double iteration_s) {
     }
     if (prev) {
       event(prev->name, 0, t.at(prev->begin), t.at(e.begin) - t.at(prev->begin));
-      event(prev->name, 2, prev->host_us, e.host_us - prev->host_us);
+      if (!replayed) event(prev->name, 2, prev->host_us, e.host_us - prev->host_us);
     }
     prev = &e;
   }
@@ -401,7 +416,8 @@ void Runner::write_trace(double iteration_s) {
   std::string head = "{\"displayTimeUnit\": \"ms\",\n \"otherData\": {\"title\": " + json_string(m_.name.c_str()) +
                      ", \"backend\": " + json_string(backend_name());
   char it[64];
-  std::snprintf(it, sizeof it, ", \"measured_iteration_us\": %.3f}", iteration_s * 1e6);
+  std::snprintf(it, sizeof it, ", \"cuda_graph\": %s, \"measured_iteration_us\": %.3f}", replayed ? "true" : "false",
+                iteration_s * 1e6);
   head += it;
   head += ",\n \"traceEvents\": [\n  {\"name\": \"trace\", \"ph\": \"M\", \"pid\": 0, \"args\": {}}";
   std::fputs(head.c_str(), f);
@@ -586,7 +602,6 @@ int run_main(int argc, char** argv, const ModelInfo& m) {
     if (!m.graph_blocker.empty())
       usage_error(*comm, "--cuda-graph: " + m.graph_blocker + " changes with every step; run without --cuda-graph");
     if (o.adam) usage_error(*comm, "--cuda-graph: Adam's step size changes with every step; use --optimizer sgd");
-    if (!o.trace.empty()) usage_error(*comm, "--cuda-graph: --trace times an eager iteration; use one or the other");
   }
   if (comm->size() != m.ranks)
     usage_error(*comm, m.name + " was compiled for " + std::to_string(m.ranks) + " ranks; run it with mpirun -np " +

@@ -52,6 +52,34 @@ assert ranks == 1 or any(e["tid"] == 1 for e in x), "no phase on the communicati
 assert d["otherData"]["measured_iteration_us"] > 0
 print("emitted_program: --trace: %d events" % len(x))
 PY
+# With --cuda-graph (cuda), the trace is a replayed step's: its marks are nodes of the graphs, and
+# there is no host lane (the step was issued once, when recorded).
+if [ "${FFRT_BACKEND:-cpu}" = cuda ]; then
+  if mpirun -np "$ranks" --oversubscribe "$work/build/$name" --iterations 5 --cuda-graph \
+       --trace "$work/graph_trace.json" > "$work/graph_trace.log" 2>&1; then
+    python3 - "$work/graph_trace.json" "$work/trace.json" "$ranks" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+eager = json.load(open(sys.argv[2]))
+ranks = int(sys.argv[3])
+x = [e for e in d["traceEvents"] if e.get("ph") == "X"]
+assert d["otherData"]["cuda_graph"] is True, "not marked as a replayed step"
+assert sorted({e["pid"] for e in x}) == list(range(ranks)), "ranks in the trace"
+assert {e["tid"] for e in x} <= {0, 1} and any(e["tid"] == 0 for e in x), "lanes of a replayed step"
+assert all(e["dur"] >= 0 for e in x), "a negative duration"
+names = [e["name"] for e in x if e["pid"] == 0 and e["tid"] == 0]
+eager_names = [e["name"] for e in eager["traceEvents"] if e.get("ph") == "X" and e.get("pid") == 0 and e.get("tid") == 0]
+assert names == eager_names, "the replayed step's instructions differ from the eager step's"
+span = max(e["ts"] + e["dur"] for e in x if e["pid"] == 0)
+assert 0 < span <= d["otherData"]["measured_iteration_us"], (span, d["otherData"]["measured_iteration_us"])
+print("emitted_program: --trace --cuda-graph: %d events, rank 0's step %.1f us" % (len(x), span))
+PY
+  elif grep -q "changes with every step" "$work/graph_trace.log"; then
+    echo "emitted_program: --trace --cuda-graph: not for this model ($(grep -m 1 'changes with every step' "$work/graph_trace.log"))"
+  else
+    cat "$work/graph_trace.log" >&2; exit 1
+  fi
+fi
 # --help lists the flags; an unknown flag is an error that points to it.
 mpirun -np "$ranks" --oversubscribe "$work/build/$name" --help > "$work/help.log" 2>&1
 grep -q -- "--cuda-graph" "$work/help.log"

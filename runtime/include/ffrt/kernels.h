@@ -76,6 +76,7 @@ void synchronize(Context& ctx);
 enum class Lane : int { compute = 0, comm = 1 };
 /// Records a timestamp on a stream after everything issued on it so far (cuda: an event; cpu: the
 /// host clock, the kernels having run). Returns its index among the marks since mark_times().
+/// Made while a graph is recorded, the mark is part of the graph: each replay records it anew.
 int mark(Context& ctx, Lane lane = Lane::compute);
 /// Waits for every mark and returns their times in microseconds after the first mark recorded;
 /// forgets them.

@@ -170,6 +170,9 @@ class Runner {
   double evaluate();
   void save_checkpoint();
   void load_checkpoint();
+  /// --trace: marks from now on are the traced iteration's (begin) until "end of step" (end).
+  void begin_trace(std::chrono::steady_clock::time_point start);
+  void end_trace();
   void mark_traced(const char* name);
   /// --cuda-graph: records a step as graphs between its data loads (the loads stay eager: each
   /// iteration reads its own samples), then replays it.
@@ -178,7 +181,7 @@ class Runner {
   /// load_input's work: the input's box for the current step.
   void load_now(int input, const View& v);
   /// Ends the traced iteration: every rank's timeline, gathered into the --trace file by rank 0.
-  void write_trace(double iteration_s);
+  void write_trace(double iteration_s, bool replayed);
   /// A view of the box [lo, lo + size) of b, at this run's batch.
   View make(const Buf& b, const int64_t* lo, const int64_t* size) const;
   /// out = q with its dims in `dims` (bit d: dim d is the batch) scaled from the compiled batch to
