@@ -39,6 +39,7 @@ const std::vector<NumberKey>& number_keys() {
       {"launch_us", &Machine::launch, 1e-6, true},
       {"grouped_collective_us", &Machine::grouped_collective, 1e-6, true},
       {"phase_latency_us", &Machine::phase_latency, 1e-6, true},
+      {"overlap_slowdown", &Machine::overlap_slowdown, 1, false},
   };
   return keys;
 }
@@ -67,7 +68,8 @@ std::string Machine::describe() const {
                      intra_node_bandwidth / 1e9, intra_node_latency * 1e6, inter_node_bandwidth / 1e9,
                      inter_node_latency * 1e6, launch * 1e6) +
          (grouped_collective >= 0 ? fmt::format(", {:.1f} us a grouped collective", grouped_collective * 1e6) : "") +
-         (phase_latency >= 0 ? fmt::format(", {:.1f} us a phase", phase_latency * 1e6) : "");
+         (phase_latency >= 0 ? fmt::format(", {:.1f} us a phase", phase_latency * 1e6) : "") +
+         (overlap_slowdown != 1 ? fmt::format(", compute x{:.2f} beside communication", overlap_slowdown) : "");
 }
 
 std::optional<Machine> machine_preset(std::string_view name) {
@@ -140,6 +142,7 @@ Machine parse_machine(std::string_view text, const std::string& file) {
       user_error(loc, "'{}' takes a number, got '{}'", key, value);
     if (v < 0 || (v == 0 && !k->zero_ok))
       user_error(loc, "'{}' must be {}, got {}", key, k->zero_ok ? "zero or more" : "positive", value);
+    if (key == "overlap_slowdown" && v < 1) user_error(loc, "'overlap_slowdown' must be 1 or more, got {}", value);
     m.*(k->field) = v * k->unit;
   }
   return m;

@@ -36,6 +36,10 @@ struct Machine {
   /// latency per ring step alone prices as 1 step for a transfer and 6 for a 4-rank all-reduce).
   /// Negative: not measured, and the latency per step carries it.
   double phase_latency = -1;
+  /// How many times longer compute takes on a GPU while a phase of its rank is in flight on the
+  /// communication stream (NCCL's kernels take SMs and memory bandwidth from the compute
+  /// stream's). 1: no slowdown.
+  double overlap_slowdown = 1;
 
   /// The node that rank `rank` runs on.
   int node_of(int rank) const { return rank / gpus_per_node; }

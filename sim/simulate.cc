@@ -43,6 +43,34 @@ Simulation simulate(const CostedProgram& c, const SimOptions& opts) {
   std::vector<size_t> pos(n, 0);
   std::vector<double> clock(n, 0.0);     // the compute stream
   std::vector<double> comm_free(n, 0.0);  // the communication stream
+  // Per rank, its phases' intervals on the communication stream, in order; those that ended
+  // before the compute stream's clock are dropped as it passes them.
+  std::vector<std::vector<std::pair<double, double>>> busy(n);
+  std::vector<size_t> busy_from(n, 0);
+  const double slow = std::max(1.0, opts.overlap_slowdown);
+  // When compute work of `cost` seconds that starts at `t` on rank r ends: stretched by `slow`
+  // where a phase of r is in flight (NCCL's kernels share the SMs and the memory).
+  auto compute_end = [&](int r, double t, double cost) {
+    if (slow == 1.0) return t + cost;
+    const std::vector<std::pair<double, double>>& b = busy[r];
+    size_t& k = busy_from[r];
+    while (k < b.size() && b[k].second <= t) ++k;
+    double work = cost;
+    for (size_t j = k; j < b.size() && work > 0; ++j) {
+      const auto [s0, s1] = b[j];
+      if (t < s0) {
+        const double free = std::min(work, s0 - t);
+        t += free;
+        work -= free;
+        if (work <= 0) break;
+      }
+      const double in_flight = (s1 - t) / slow;  // work done before the phase ends
+      if (work <= in_flight) return t + work * slow;
+      work -= in_flight;
+      t = s1;
+    }
+    return t + work;
+  };
   // Started phases that have not finished: (the instruction they finish before, their end).
   std::vector<std::vector<std::pair<size_t, double>>> pending(n);
   // The compute stream waits for the phases that finish before instruction i.
@@ -68,9 +96,10 @@ Simulation simulate(const CostedProgram& c, const SimOptions& opts) {
     for (;; ++i) {
       finish(r, i);
       if (i == steps.size() || steps[i].phase >= 0) break;
-      if (opts.trace) s.events.push_back({r, 0, clock[r], steps[i].cost, {}});
-      clock[r] += steps[i].cost;
-      s.ranks[r].compute += steps[i].cost;
+      const double end = compute_end(r, clock[r], steps[i].cost);
+      if (opts.trace) s.events.push_back({r, 0, clock[r], end - clock[r], {}});
+      s.ranks[r].compute += end - clock[r];
+      clock[r] = end;
     }
     return i;
   };
@@ -92,6 +121,7 @@ Simulation simulate(const CostedProgram& c, const SimOptions& opts) {
       if (opts.trace) s.events.push_back({r, 1, start, t, {}, start - std::max(clock[r], comm_free[r])});
       rt.comm += t;
       comm_free[r] = start + t;
+      if (t > 0) busy[r].push_back({start, start + t});
       if (step.finish < 0) {  // at once: the compute stream waits for it
         rt.exposed += start + t - clock[r];
         clock[r] = start + t;
@@ -114,7 +144,9 @@ Simulation simulate(const CostedProgram& c, const SimOptions& opts) {
 
 Simulation simulate(const Graph& g, const Program& p, const Machine& m, const CostModel& cost,
                     const SimOptions& opts) {
-  Simulation s = simulate(cost_program(g, p, cost), opts);
+  SimOptions o = opts;
+  o.overlap_slowdown = m.overlap_slowdown;
+  Simulation s = simulate(cost_program(g, p, cost), o);
   for (size_t r = 0; r < p.ranks.size(); ++r) {
     RankTimes& rt = s.ranks[r];
     rt.persistent_bytes = p.ranks[r].persistent_bytes;

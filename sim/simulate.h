@@ -46,6 +46,9 @@ struct SimEvent {
 
 struct SimOptions {
   bool trace = false;  ///< record every instruction as a SimEvent
+  /// Machine::overlap_slowdown: compute runs this many times slower while its rank's
+  /// communication stream is busy (simulate(g, p, m, ...) takes it from the machine).
+  double overlap_slowdown = 1;
 };
 
 struct Simulation {

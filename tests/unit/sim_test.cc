@@ -278,6 +278,42 @@ TEST(Simulate, OverlappedPhaseHidesBehindCompute) {
   EXPECT_DOUBLE_EQ(simulate(g, p, Machine{}, FixedCost{}).iteration, 4.75);
 }
 
+// With Machine::overlap_slowdown, compute beside a phase in flight runs that many times slower
+// (only while the phase is in flight: before it starts and after it ends, at full speed).
+TEST(Simulate, ComputeBesideAPhaseRunsSlower) {
+  CommOp ar;
+  Program p = two_rank_program(ar);
+  for (RankProgram& r : p.ranks) {
+    r.step = {fill(1), comm_instr(0, {ar}), fill(0.75), fill(2), fill(0.25)};
+    r.step[1].finish = 4;
+  }
+  p.ranks[1].step[0] = fill(0.5);  // rank 1 issues the phase first; it starts when rank 0 comes
+  Graph g;
+  Machine m;
+  m.overlap_slowdown = 2;
+  SimOptions o;
+  o.trace = true;
+  Simulation s = simulate(g, p, m, FixedCost{}, o);
+  // Rank 0: the phase runs over [1, 2); 0.5 s of the first fill's work fits in it, at half speed.
+  EXPECT_DOUBLE_EQ(s.ranks[0].end, 1 + (1 + 0.25) + 2 + 0.25);
+  EXPECT_DOUBLE_EQ(s.ranks[0].compute, 4.5);
+  // Rank 1: 0.5 s at full speed before the phase starts, 0.25 s in it (0.5 s), then the next
+  // fill's first 0.25 s in it (0.5 s) and its rest after it.
+  EXPECT_DOUBLE_EQ(s.ranks[1].end, 0.5 + 0.5 + 0.5 + (0.5 + 1.75) + 0.25);
+  for (const RankTimes& r : s.ranks) EXPECT_DOUBLE_EQ(r.exposed, 0);
+  // The trace shows the stretched durations.
+  std::vector<double> rank0;
+  for (const SimEvent& e : s.events)
+    if (e.rank == 0 && e.stream == 0) rank0.push_back(e.duration);
+  EXPECT_EQ(rank0, (std::vector<double>{1, 1.25, 2, 0.25}));
+  // A costed program's sweep takes the slowdown from SimOptions alone.
+  const CostedProgram c = cost_program(g, p, FixedCost{});
+  EXPECT_DOUBLE_EQ(simulate(c).iteration, 4.0);
+  SimOptions slow;
+  slow.overlap_slowdown = 2;
+  EXPECT_DOUBLE_EQ(simulate(c, slow).iteration, 4.5);
+}
+
 const char* kMlp = R"(model mlp
 x = input() : f32[N,1024]
 h1 = linear(x, out_features=1024, activation=relu) : f32[N,1024]
@@ -351,7 +387,8 @@ TEST(Machine, ErrorsNameFileAndLine) {
   EXPECT_EQ(parse("nodes = 2\nbandwidth = 3\n"), "m.txt:2: error: unknown key 'bandwidth' (known: base, name, card, nodes, gpus_per_node, "
                                                  "intra_node_bandwidth_gb_s, intra_node_latency_us, inter_node_bandwidth_gb_s, "
                                                  "inter_node_latency_us, gpu_memory_gib, fp32_tflop_s, tf32_tflop_s, "
-                                                 "memory_bandwidth_gb_s, launch_us, grouped_collective_us, phase_latency_us)");
+                                                 "memory_bandwidth_gb_s, launch_us, grouped_collective_us, phase_latency_us, "
+                                                 "overlap_slowdown)");
   EXPECT_EQ(parse("\n\nfp32_tflop_s = fast\n"), "m.txt:3: error: 'fp32_tflop_s' takes a number, got 'fast'");
   EXPECT_EQ(parse("gpu_memory_gib = 0\n"), "m.txt:1: error: 'gpu_memory_gib' must be positive, got 0");
   EXPECT_EQ(parse("nodes 2\n"), "m.txt:1: error: expected `key = value`, got 'nodes 2'");
@@ -359,6 +396,7 @@ TEST(Machine, ErrorsNameFileAndLine) {
   EXPECT_EQ(parse("nodes = 1\nbase = h100\n"), "m.txt:2: error: 'base' must come before every other key");
   EXPECT_EQ(parse("base = a100\n"), "m.txt:1: error: unknown preset 'a100' (known: h100, h200)");
   EXPECT_EQ(parse("gpus_per_node = 0\n"), "m.txt:1: error: 'gpus_per_node' takes a whole number from 1 to 65536, got '0'");
+  EXPECT_EQ(parse("overlap_slowdown = 0.9\n"), "m.txt:1: error: 'overlap_slowdown' must be 1 or more, got 0.9");
 }
 
 TEST(CostTable, RoundTripMergeAndLookup) {
