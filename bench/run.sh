@@ -324,11 +324,18 @@ if [[ $PROFILE == 1 && ${#PROFILES[@]} -gt 0 ]]; then
   done
   wait
   say "profiles: $(ls "$OUT/costs" | wc -l) cost tables"
-  comm=$(find "$BLD" -name ffrt_comm_profile_cuda -type f -perm -u+x | head -n 1)
+  # ffrt_comm_profile_cuda is built in ffc's own build with the cuda backend (tests/gpu/run.sh
+  # builds it), next to the --ffc binary's tools/ffc; the programs' build has none.
+  comm=""
+  for c in "$(dirname "$FFC")/../../runtime/ffrt_comm_profile_cuda" "$REPO"/build*/runtime/ffrt_comm_profile_cuda; do
+    [[ -x $c ]] && { comm=$c; break; }
+  done
+  [[ -z $MACHINE && -z $comm && $NGPU -ge 2 ]] &&
+    say "links not measured: no ffrt_comm_profile_cuda (build ffc with the cuda backend and pass --ffc); the $PRESET preset"
   if [[ -z $MACHINE && -n $comm && $NGPU -ge 2 ]]; then
     CUDA_VISIBLE_DEVICES=$(seq -s, 0 $((NGPU - 1))) timeout -k 10 "$(step_limit)" "${MPIRUN[@]}" -np "$NGPU" "$comm" \
       --base "$PRESET" --out "$OUT/measured.machine" > "$LOGS/comm_profile.log" 2>&1 &&
-      MACHINE="$OUT/measured.machine" && say "links measured: $(grep -E '^intra' "$MACHINE" | tr '\n' ' ')"
+      MACHINE="$OUT/measured.machine" && say "links measured: $(grep -E '^(intra|phase|overlap)' "$MACHINE" | tr '\n' ' ')"
   fi
 fi
 [[ -n $MACHINE ]] || MACHINE=$PRESET

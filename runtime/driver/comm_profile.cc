@@ -9,9 +9,11 @@
 // from the three kinds' intercepts (steps · L each), the cost every phase pays once and the latency
 // per ring step (a line through (steps, intercept): phase_latency_us and intra_node_latency_us).
 // A phase of 8 small all-reduces against a lone one gives what each collective after the first of
-// a phase adds (grouped_collective_us).
+// a phase adds (grouped_collective_us); GEMMs timed alone and beside the largest all-reduce, how
+// much slower compute runs while a phase is in flight (overlap_slowdown).
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -39,11 +41,12 @@ constexpr const char* kUsage = R"(usage: mpirun -np N %s [flags]     (N >= 2, on
 
 Times libffrt's phases (%s backend) between the ranks of one node: an all-reduce over every rank, an
 all-reduce over ranks 0 and 1, a transfer from rank 0 to rank 1, over sizes from 4 KiB up by factors
-of 4, and a phase of 8 all-reduces of 4 KiB. Fits the simulator's formulas to the medians (latency
-L and bandwidth B of each kind) and prints them; --out writes a machine file for ffc simulate
---machine: the all-ranks fit's bandwidth as the intra-node link's, what a phase pays once and a
-ring step's latency (a line through the kinds' intercepts against their steps), and what a grouped
-all-reduce adds.
+of 4, a phase of 8 all-reduces of 4 KiB, and GEMMs alone and beside the largest all-reduce. Fits
+the simulator's formulas to the medians (latency L and bandwidth B of each kind) and prints them;
+--out writes a machine file for ffc simulate --machine: the all-ranks fit's bandwidth as the
+intra-node link's, what a phase pays once and a ring step's latency (a line through the kinds'
+intercepts against their steps), what a grouped all-reduce adds, and how much slower compute runs
+beside a phase in flight.
   --out FILE      the machine file to write
   --base NAME     the preset it starts from: h100 or h200 (default h100)
   --max-mib M     the largest size, in MiB (default 256; the largest 4 KiB x 4^k not above it)
@@ -298,12 +301,84 @@ std::string today() {
   return text;
 }
 
+/// Compute beside communication: GEMMs timed alone, then while an all-reduce runs on the
+/// communication stream.
+struct Overlap {
+  int64_t n = 0;  ///< the GEMMs' extent: (n x n) by (n x n)
+  int count = 0;  ///< GEMMs per repetition
+  double alone_us = 0, beside_us = 0;  ///< medians of a repetition's GEMMs, rank 0's
+  double slowdown = 1;                  ///< the ranks' mean of beside / alone, at least 1
+};
+
+/// Rank 0's `value` on every rank (a sum over group 0 of it and zeros).
+double share(Comm& comm, Context& ctx, const View& one, double value) {
+  float host = comm.rank() == 0 ? static_cast<float>(value) : 0.f;
+  ffrt::upload(ctx, ffrt::whole_view(&host, ffrt::DType::f32, {1}), one);
+  barrier(comm, ctx, one);
+  ffrt::download(ctx, one, ffrt::whole_view(&host, ffrt::DType::f32, {1}));
+  ffrt::fill(ctx, one, 0.f);
+  return host;
+}
+
+/// How much slower compute runs while a phase of its rank is in flight (NCCL's kernels take SMs
+/// and memory bandwidth): `count` GEMMs timed alone on the compute stream, then issued right after
+/// an all-reduce of `big` over every rank has started on the communication stream. The GEMMs take
+/// about half the all-reduce's time (`all_reduce_us`, rank 0's median), so they run beside it
+/// throughout. Every rank gets the result.
+Overlap measure_overlap(Comm& comm, Context& ctx, const Options& o, const View& big, double all_reduce_us,
+                        const View& one) {
+  Overlap r;
+  r.n = std::string(ffrt::backend_name()) == "cpu" ? 64 : 2048;
+  const size_t bytes = static_cast<size_t>(r.n * r.n) * 4;
+  auto x_mem = ffrt::allocate(ctx, bytes), w_mem = ffrt::allocate(ctx, bytes), y_mem = ffrt::allocate(ctx, bytes);
+  const View x = ffrt::whole_view(x_mem.get(), ffrt::DType::f32, {r.n, r.n});
+  const View w = ffrt::whole_view(w_mem.get(), ffrt::DType::f32, {r.n, r.n});
+  const View y = ffrt::whole_view(y_mem.get(), ffrt::DType::f32, {r.n, r.n});
+  auto gemms = [&](int count, bool beside) {  // microseconds of `count` GEMMs
+    barrier(comm, ctx, one);
+    std::unique_ptr<Comm::Phase> p;
+    if (beside) {
+      p = std::make_unique<Comm::Phase>(comm, ctx);
+      p->all_reduce(big, 0);
+      p->start();
+    }
+    ffrt::mark(ctx);
+    for (int i = 0; i < count; ++i) ffrt::linear_forward(ctx, ffrt::Act::none, x, w, nullptr, y);
+    ffrt::mark(ctx);
+    if (p) p->finish();
+    ffrt::synchronize(ctx);
+    const std::vector<double> t = ffrt::mark_times(ctx);
+    return t.at(1) - t.at(0);
+  };
+  auto median_of = [&](int count, bool beside) {
+    std::vector<double> t;
+    for (int i = 0; i < o.warmup + o.reps; ++i) {
+      const double us = gemms(count, beside);
+      if (i >= o.warmup) t.push_back(us);
+    }
+    return median(t);
+  };
+  const double one_gemm = share(comm, ctx, one, median_of(1, false));
+  const double target = share(comm, ctx, one, all_reduce_us) / 2;
+  r.count = static_cast<int>(std::clamp(std::round(target / std::max(one_gemm, 1e-3)), 1.0, 256.0));
+  r.alone_us = median_of(r.count, false);
+  r.beside_us = median_of(r.count, true);
+  std::ostringstream mine;
+  mine.precision(17);
+  mine << r.beside_us / std::max(r.alone_us, 1e-3);
+  const std::vector<std::string> all = comm.gather(mine.str());
+  double sum = 0;
+  for (const std::string& v : all) sum += std::stod(v);  // rank 0 has them all
+  r.slowdown = share(comm, ctx, one, all.empty() ? 0.0 : std::max(1.0, sum / static_cast<double>(all.size())));
+  return r;
+}
+
 /// The machine file (docs/simulator.md, "Machines"): the base preset with the all-ranks
 /// all-reduce's bandwidth as the intra-node link's, the phase and ring-step latencies of
-/// fit_phase (or, without a usable line, the all-ranks fit's latency), the grouped cost; the fits
-/// and the medians as comments.
+/// fit_phase (or, without a usable line, the all-ranks fit's latency), the grouped cost, the
+/// overlap slowdown; the fits and the medians as comments.
 void write_machine(const Options& o, const std::string& device, int ranks, const std::vector<Series>& series,
-                   double grouped_us) {
+                   double grouped_us, const Overlap& overlap) {
   const Series& main = series.front();
   std::ostringstream f;
   f << "# Measured by ffrt_comm_profile (" << ffrt::backend_name() << " backend) on " << ranks << " x " << device
@@ -325,12 +400,15 @@ void write_machine(const Options& o, const std::string& device, int ranks, const
       << " us\n";
   else
     f << "# intercepts against steps: no usable line (the all-ranks fit's latency per step stands alone)\n";
+  f << "# compute beside a phase: " << overlap.count << " GEMMs of " << overlap.n << " x " << overlap.n << " took "
+    << num(overlap.alone_us) << " us alone, " << num(overlap.beside_us) << " us beside the largest all-reduce\n";
   char values[320];
   std::snprintf(values, sizeof values,
                 "intra_node_bandwidth_gb_s = %.6g\nintra_node_latency_us = %.6g\ngrouped_collective_us = %.6g\n",
                 main.bandwidth_gb_s, phase.ok ? phase.step_us : main.latency_us, grouped_us);
   f << "base = " << o.base << "\nname = measured\n" << values;
   if (phase.ok) f << "phase_latency_us = " << num(phase.phase_us) << "\n";
+  f << "overlap_slowdown = " << num(overlap.slowdown) << "\n";
   std::FILE* out = std::fopen(o.out.c_str(), "w");
   if (!out) throw ffrt::Error("cannot write " + o.out);
   const std::string text = f.str();
@@ -410,7 +488,18 @@ void run(Comm& comm, const Options& o) {
                 kGrouped, ranks_str(all).c_str(), t_grouped, lone, grouped_us);
     std::fflush(stdout);
   }
-  if (comm.rank() == 0 && !o.out.empty()) write_machine(o, device, ranks, series, grouped_us);
+  // Compute beside the largest all-reduce over every rank (AlexNet's gradients are 244 MB).
+  const View big = ffrt::whole_view(mem.get(), ffrt::DType::f32, {max_bytes / 4});
+  const Overlap overlap =
+      measure_overlap(comm, ctx, o, big, comm.rank() == 0 ? series.front().median_us.back() : 0.0, one);
+  if (comm.rank() == 0) {
+    std::printf("overlap: %d GEMMs of %lld x %lld: %.1f us alone, %.1f us beside an all-reduce of %lld MiB over ranks "
+                "%s: compute x%.3f beside communication\n",
+                overlap.count, static_cast<long long>(overlap.n), static_cast<long long>(overlap.n), overlap.alone_us,
+                overlap.beside_us, static_cast<long long>(max_bytes >> 20), ranks_str(all).c_str(), overlap.slowdown);
+    std::fflush(stdout);
+  }
+  if (comm.rank() == 0 && !o.out.empty()) write_machine(o, device, ranks, series, grouped_us, overlap);
 }
 
 }  // namespace

@@ -60,12 +60,21 @@ grep -Eq '^grouped: a phase of 8 all-reduces of 4 KiB over ranks 0,1: ' "$work/r
 grouped=$(sed -n 's/^grouped_collective_us = //p' "$work/measured.machine")
 [ -n "$grouped" ] || { echo "comm_profile: no grouped_collective_us in the file" >&2; exit 1; }
 
+# Compute beside communication: GEMMs alone and beside the largest all-reduce, printed, and their
+# ratio (at least 1) in the file.
+grep -Eq '^overlap: [0-9]+ GEMMs of 64 x 64: [0-9.]+ us alone, [0-9.]+ us beside an all-reduce of 1 MiB over ranks 0,1: compute x[0-9.]+ beside communication$' "$work/run.log" \
+  || { echo "comm_profile: no overlap line" >&2; exit 1; }
+slowdown=$(sed -n 's/^overlap_slowdown = //p' "$work/measured.machine")
+awk -v s="$slowdown" 'BEGIN { exit !(s != "" && s >= 1) }' || { echo "comm_profile: overlap_slowdown '$slowdown'" >&2; exit 1; }
+
 # ffc simulate reads it, on the measured links.
 "$ffc" simulate "$model" -g 2 --machine "$work/measured.machine" | tee "$work/simulate.log"
 grep -Eq 'measured \(h200\)' "$work/simulate.log" || { echo "comm_profile: simulate did not use the file" >&2; exit 1; }
 grep -Eq 'us a grouped collective' "$work/simulate.log" || { echo "comm_profile: simulate did not read grouped_collective_us" >&2; exit 1; }
 [ -z "$phase" ] || grep -Eq 'us a phase' "$work/simulate.log" \
   || { echo "comm_profile: simulate did not read phase_latency_us" >&2; exit 1; }
+awk -v s="$slowdown" 'BEGIN { exit !(s == 1) }' || grep -Eq 'compute x[0-9.]+ beside communication' "$work/simulate.log" \
+  || { echo "comm_profile: simulate did not read overlap_slowdown" >&2; exit 1; }
 "${PYTHON:-python3}" - "$work/simulate.log" "$bw" "$lat" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
