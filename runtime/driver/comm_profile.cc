@@ -241,8 +241,10 @@ void fit(Series& s) {
 /// What a phase pays once (us) and the latency of a ring step (us): the least-squares line through
 /// each kind's intercept against its steps. One latency per step alone cannot price them all: on
 /// 4 H200s a lone transfer (1 step) measured 13.9 us and a 4-rank all-reduce (6 steps) 16.1 us,
-/// so a phase costs ~13.8 us and a step ~0.4. Without two distinct step counts, or with a negative
-/// slope or intercept, the fit is not used (the all-ranks fit's latency stands alone).
+/// so a phase costs ~13.8 us and a step ~0.4. A slope below kMinLatencyUs is clamped to it and the
+/// intercept refitted (on 4 H100s the three intercepts were 15.9, 16.8 and 15.7 us for 6, 2 and 1
+/// steps: a phase costs the same whatever its steps). Without two distinct step counts, or with a
+/// negative intercept, the fit is not used (the all-ranks fit's latency stands alone).
 struct PhaseFit {
   bool ok = false;
   double phase_us = 0, step_us = 0;
@@ -257,9 +259,9 @@ PhaseFit fit_phase(const std::vector<Series>& series) {
   const double det = n * sxx - sx * sx;
   PhaseFit f;
   if (det <= 0) return f;
-  f.step_us = (n * sxy - sx * sy) / det;
+  f.step_us = std::max(kMinLatencyUs, (n * sxy - sx * sy) / det);
   f.phase_us = (sy - f.step_us * sx) / n;
-  f.ok = f.step_us >= kMinLatencyUs && f.phase_us >= 0;
+  f.ok = f.phase_us >= 0;
   return f;
 }
 
