@@ -72,21 +72,42 @@ std::string Machine::describe() const {
          (overlap_slowdown != 1 ? fmt::format(", compute x{:.2f} beside communication", overlap_slowdown) : "");
 }
 
+// The presets' links are ffrt_comm_profile_cuda's on this project's 4-GPU hosts (bench/RESULTS.md,
+// sessions 6 and 7): NCCL over NVLink, a phase's fixed cost, a ring step's, what a grouped
+// all-reduce adds, and how much slower compute runs beside an all-reduce. The fields' own
+// defaults (Machine{}) leave the last three out: the bare ring model.
 std::optional<Machine> machine_preset(std::string_view name) {
-  if (name == "h100") return Machine{};  // the defaults are an H100 SXM host
+  Machine m;  // the compute and memory defaults are an H100 SXM's
+  if (name == "h100") {
+    // 4 x H100 80GB HBM3, 2026-11-28: three runs gave 317-320 GB/s, phases of 8.9-16.1 us (the
+    // middle one here), grouped all-reduces 0.9-2.4 us, and compute x1.97-1.98 beside a 256 MiB
+    // all-reduce.
+    m.intra_node_bandwidth = 318e9;
+    m.intra_node_latency = 0.19e-6;
+    m.phase_latency = 13.6e-6;
+    m.grouped_collective = 1.6e-6;
+    m.overlap_slowdown = 1.97;
+    return m;
+  }
   if (name == "h200") {
-    Machine m;
     m.name = "h200";
     m.card = "h200";
     m.gpu_memory = 141.0 * kGiB;
     m.memory_bandwidth = 4.8e12;
+    // 4 x H200, 2026-11-27 (bench/data/h200x4-session6); the slowdown beside communication was
+    // measured on the H100s (the same 132 SMs and NCCL).
+    m.intra_node_bandwidth = 327e9;
+    m.intra_node_latency = 0.40e-6;
+    m.phase_latency = 13.8e-6;
+    m.grouped_collective = 1.38e-6;
+    m.overlap_slowdown = 1.97;
     return m;
   }
   return std::nullopt;
 }
 
 Machine parse_machine(std::string_view text, const std::string& file) {
-  Machine m;
+  Machine m = *machine_preset("h100");  // without `base`
   std::set<std::string, std::less<>> seen;
   int line_no = 0;
   size_t pos = 0;
@@ -149,7 +170,7 @@ Machine parse_machine(std::string_view text, const std::string& file) {
 }
 
 Machine load_machine(const std::string& arg) {
-  if (arg.empty()) return Machine{};
+  if (arg.empty()) return *machine_preset("h100");
   if (std::optional<Machine> preset = machine_preset(arg)) return *preset;
   std::ifstream in(arg, std::ios::binary);
   if (!in) user_error(SourceLoc{arg}, "cannot read the machine file (or name a preset: h100, h200)");
