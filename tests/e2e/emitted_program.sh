@@ -52,6 +52,13 @@ assert ranks == 1 or any(e["tid"] == 1 for e in x), "no phase on the communicati
 assert d["otherData"]["measured_iteration_us"] > 0
 print("emitted_program: --trace: %d events" % len(x))
 PY
+# bench/trace_summary.py sets it beside ffc simulate's trace of the same program: every instruction
+# of the step in both, matched by name.
+"$ffc" simulate "$model" "${sflag[@]}" -g "$ranks" -b "$batch" --optimizer momentum --trace "$work/sim.json" > /dev/null
+python3 "$(dirname "$0")/../../bench/trace_summary.py" "$work/trace.json" --against "$work/sim.json" > "$work/against.log"
+grep -Eq '^  [0-9]+ instructions in both; [0-9]+ measured only .*; 0 predicted only$' "$work/against.log" \
+  || { cat "$work/against.log" >&2; echo "emitted_program: trace_summary --against did not match the instructions" >&2; exit 1; }
+grep -Eq '^  all +[0-9]+ ' "$work/against.log" || { cat "$work/against.log" >&2; exit 1; }
 # With --cuda-graph (cuda), the trace is a replayed step's: its marks are nodes of the graphs, and
 # there is no host lane (the step was issued once, when recorded).
 if [ "${FFRT_BACKEND:-cpu}" = cuda ]; then
