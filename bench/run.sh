@@ -20,7 +20,8 @@
 # --profile (issue 8, the simulator's accuracy): also builds, per model and GPU count, the program of
 # `ffc profile` for data parallelism and that count's strategies (--no-search-space), runs them
 # before the timed runs (one per GPU at a time) into DIR/costs/<model>_g<N>.costs, measures the
-# links with ffrt_comm_profile_cuda (mpirun on every GPU) into DIR/measured.machine, and after the
+# links with ffrt_comm_profile_cuda (mpirun on every GPU; the one next to --ffc, from ffc's own
+# cuda build) into DIR/measured.machine, and after the
 # runs adds to each ffc line the time `ffc simulate` predicts with those costs and that machine
 # (--machine M instead: a preset or machine file); summary.md then has the predicted-vs-measured
 # table.
