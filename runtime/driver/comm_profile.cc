@@ -309,7 +309,8 @@ struct Overlap {
   int64_t n = 0;  ///< the GEMMs' extent: (n x n) by (n x n)
   int count = 0;  ///< GEMMs per repetition
   double alone_us = 0, beside_us = 0;  ///< medians of a repetition's GEMMs, rank 0's
-  double slowdown = 1;                  ///< the ranks' mean of beside / alone, at least 1
+  double phase_us = 0;                  ///< median of the all-reduce beside them, rank 0's
+  double slowdown = 1;                  ///< the ranks' mean, at least 1
 };
 
 /// Rank 0's `value` on every rank (a sum over group 0 of it and zeros).
@@ -323,10 +324,12 @@ double share(Comm& comm, Context& ctx, const View& one, double value) {
 }
 
 /// How much slower compute runs while a phase of its rank is in flight (NCCL's kernels take SMs
-/// and memory bandwidth): `count` GEMMs timed alone on the compute stream, then issued right after
-/// an all-reduce of `big` over every rank has started on the communication stream. The GEMMs take
-/// about half the all-reduce's time (`all_reduce_us`, rank 0's median), so they run beside it
-/// throughout. Every rank gets the result.
+/// and memory bandwidth), as the simulator applies it: `count` GEMMs (W us alone) issued right after
+/// an all-reduce of `big` over every rank has started on the communication stream, both timed (T
+/// and P us). The GEMMs take about a quarter of the all-reduce's time alone (`all_reduce_us`, rank
+/// 0's median), so they should run beside it throughout: the slowdown is T / W. Where they outlast
+/// it, only W - (T - P) of their work ran beside it, in P: the slowdown is P / (W - (T - P)). Each
+/// rank's ratio of medians; every rank gets their mean.
 Overlap measure_overlap(Comm& comm, Context& ctx, const Options& o, const View& big, double all_reduce_us,
                         const View& one) {
   Overlap r;
@@ -336,38 +339,55 @@ Overlap measure_overlap(Comm& comm, Context& ctx, const Options& o, const View& 
   const View x = ffrt::whole_view(x_mem.get(), ffrt::DType::f32, {r.n, r.n});
   const View w = ffrt::whole_view(w_mem.get(), ffrt::DType::f32, {r.n, r.n});
   const View y = ffrt::whole_view(y_mem.get(), ffrt::DType::f32, {r.n, r.n});
-  auto gemms = [&](int count, bool beside) {  // microseconds of `count` GEMMs
+  ffrt::fill(ctx, x, 0.5f);  // not zeros: a GEMM of zeros draws less power and may clock higher
+  ffrt::fill(ctx, w, 0.25f);
+  struct Times {
+    double gemms = 0, phase = 0;  ///< us
+  };
+  auto once = [&](int count, bool beside) {
     barrier(comm, ctx, one);
     std::unique_ptr<Comm::Phase> p;
     if (beside) {
       p = std::make_unique<Comm::Phase>(comm, ctx);
       p->all_reduce(big, 0);
+      p->timed = true;
       p->start();
     }
-    ffrt::mark(ctx);
+    const int m0 = ffrt::mark(ctx);
     for (int i = 0; i < count; ++i) ffrt::linear_forward(ctx, ffrt::Act::none, x, w, nullptr, y);
-    ffrt::mark(ctx);
+    const int m1 = ffrt::mark(ctx);
     if (p) p->finish();
     ffrt::synchronize(ctx);
     const std::vector<double> t = ffrt::mark_times(ctx);
-    return t.at(1) - t.at(0);
+    Times r;
+    r.gemms = t.at(static_cast<size_t>(m1)) - t.at(static_cast<size_t>(m0));
+    if (p && p->marks[0] >= 0 && p->marks[1] >= 0)
+      r.phase = t.at(static_cast<size_t>(p->marks[1])) - t.at(static_cast<size_t>(p->marks[0]));
+    return r;
   };
-  auto median_of = [&](int count, bool beside) {
-    std::vector<double> t;
+  auto medians = [&](int count, bool beside) {
+    std::vector<double> g, ph;
     for (int i = 0; i < o.warmup + o.reps; ++i) {
-      const double us = gemms(count, beside);
-      if (i >= o.warmup) t.push_back(us);
+      const Times t = once(count, beside);
+      if (i < o.warmup) continue;
+      g.push_back(t.gemms);
+      ph.push_back(t.phase);
     }
-    return median(t);
+    return Times{median(g), median(ph)};
   };
-  const double one_gemm = share(comm, ctx, one, median_of(1, false));
-  const double target = share(comm, ctx, one, all_reduce_us) / 2;
-  r.count = static_cast<int>(std::clamp(std::round(target / std::max(one_gemm, 1e-3)), 1.0, 256.0));
-  r.alone_us = median_of(r.count, false);
-  r.beside_us = median_of(r.count, true);
+  const double one_gemm = share(comm, ctx, one, medians(1, false).gemms);
+  const double target = share(comm, ctx, one, all_reduce_us) / 4;
+  r.count = static_cast<int>(std::clamp(std::floor(target / std::max(one_gemm, 1e-3)), 1.0, 256.0));
+  const Times alone = medians(r.count, false), beside = medians(r.count, true);
+  r.alone_us = alone.gemms;
+  r.beside_us = beside.gemms;
+  r.phase_us = beside.phase;
+  const double w_us = std::max(alone.gemms, 1e-3), t_us = beside.gemms, p_us = beside.phase;
+  double ratio = t_us / w_us;
+  if (t_us > p_us && p_us > 0 && w_us - (t_us - p_us) > 0) ratio = p_us / (w_us - (t_us - p_us));
   std::ostringstream mine;
   mine.precision(17);
-  mine << r.beside_us / std::max(r.alone_us, 1e-3);
+  mine << ratio;
   const std::vector<std::string> all = comm.gather(mine.str());
   double sum = 0;
   for (const std::string& v : all) sum += std::stod(v);  // rank 0 has them all
@@ -403,7 +423,8 @@ void write_machine(const Options& o, const std::string& device, int ranks, const
   else
     f << "# intercepts against steps: no usable line (the all-ranks fit's latency per step stands alone)\n";
   f << "# compute beside a phase: " << overlap.count << " GEMMs of " << overlap.n << " x " << overlap.n << " took "
-    << num(overlap.alone_us) << " us alone, " << num(overlap.beside_us) << " us beside the largest all-reduce\n";
+    << num(overlap.alone_us) << " us alone, " << num(overlap.beside_us) << " us beside the largest all-reduce ("
+    << num(overlap.phase_us) << " us)\n";
   char values[320];
   std::snprintf(values, sizeof values,
                 "intra_node_bandwidth_gb_s = %.6g\nintra_node_latency_us = %.6g\ngrouped_collective_us = %.6g\n",
@@ -496,9 +517,10 @@ void run(Comm& comm, const Options& o) {
       measure_overlap(comm, ctx, o, big, comm.rank() == 0 ? series.front().median_us.back() : 0.0, one);
   if (comm.rank() == 0) {
     std::printf("overlap: %d GEMMs of %lld x %lld: %.1f us alone, %.1f us beside an all-reduce of %lld MiB over ranks "
-                "%s: compute x%.3f beside communication\n",
+                "%s (%.1f us): compute x%.3f beside communication\n",
                 overlap.count, static_cast<long long>(overlap.n), static_cast<long long>(overlap.n), overlap.alone_us,
-                overlap.beside_us, static_cast<long long>(max_bytes >> 20), ranks_str(all).c_str(), overlap.slowdown);
+                overlap.beside_us, static_cast<long long>(max_bytes >> 20), ranks_str(all).c_str(), overlap.phase_us,
+                overlap.slowdown);
     std::fflush(stdout);
   }
   if (comm.rank() == 0 && !o.out.empty()) write_machine(o, device, ranks, series, grouped_us, overlap);

@@ -62,7 +62,7 @@ grouped=$(sed -n 's/^grouped_collective_us = //p' "$work/measured.machine")
 
 # Compute beside communication: GEMMs alone and beside the largest all-reduce, printed, and their
 # ratio (at least 1) in the file.
-grep -Eq '^overlap: [0-9]+ GEMMs of 64 x 64: [0-9.]+ us alone, [0-9.]+ us beside an all-reduce of 1 MiB over ranks 0,1: compute x[0-9.]+ beside communication$' "$work/run.log" \
+grep -Eq '^overlap: [0-9]+ GEMMs of 64 x 64: [0-9.]+ us alone, [0-9.]+ us beside an all-reduce of 1 MiB over ranks 0,1 \([0-9.]+ us\): compute x[0-9.]+ beside communication$' "$work/run.log" \
   || { echo "comm_profile: no overlap line" >&2; exit 1; }
 slowdown=$(sed -n 's/^overlap_slowdown = //p' "$work/measured.machine")
 awk -v s="$slowdown" 'BEGIN { exit !(s != "" && s >= 1) }' || { echo "comm_profile: overlap_slowdown '$slowdown'" >&2; exit 1; }
