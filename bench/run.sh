@@ -334,6 +334,7 @@ if [[ $PROFILE == 1 && ${#PROFILES[@]} -gt 0 ]]; then
   [[ -z $MACHINE && -z $comm && $NGPU -ge 2 ]] &&
     say "links not measured: no ffrt_comm_profile_cuda (build ffc with the cuda backend and pass --ffc); the $PRESET preset"
   if [[ -z $MACHINE && -n $comm && $NGPU -ge 2 ]]; then
+    say "measuring links with $comm"
     CUDA_VISIBLE_DEVICES=$(seq -s, 0 $((NGPU - 1))) timeout -k 10 "$(step_limit)" "${MPIRUN[@]}" -np "$NGPU" "$comm" \
       --base "$PRESET" --out "$OUT/measured.machine" > "$LOGS/comm_profile.log" 2>&1 &&
       MACHINE="$OUT/measured.machine" && say "links measured: $(grep -E '^(intra|phase|overlap)' "$MACHINE" | tr '\n' ' ')"

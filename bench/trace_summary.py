@@ -13,7 +13,9 @@ instruction of the measured compute stream beside its predicted cost, matched by
 by the predicted cost's size (what per-kernel gaps do to short kernels), the phases likewise, and
 the N instructions whose measured time exceeds the prediction most. A measured compute entry lasts
 from its mark to the next one: the kernels, the gaps between them, and any wait for communication
-(a "finish phase" entry is that wait alone); a predicted one is the instruction's cost alone.
+(a "finish phase" entry is that wait alone, a "phase N" entry the issue of a phase and, at once,
+the wait for it: the simulator has neither on its compute lane); a predicted one is the
+instruction's cost alone.
 Plain Python: no numpy.
 """
 import argparse
@@ -120,7 +122,7 @@ def compare(args, compute, comm):
     waits = [k for k in measured if k not in predicted]
     missing = [k for k in predicted if k not in measured]
     print(f"  {len(common)} instructions in both; {len(waits)} measured only "
-          f"({sum(measured[k] for k in waits) / 1e3:.3f} ms: waits for phases, the end of the step); "
+          f"({sum(measured[k] for k in waits) / 1e3:.3f} ms: the compute lane's phase marks and waits); "
           f"{len(missing)} predicted only")
     print(f"  {'':<22} {'count':>6} {'measured ms':>12} {'predicted ms':>13} {'ratio':>7} {'gap us each':>12}")
 

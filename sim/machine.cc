@@ -153,6 +153,10 @@ Machine parse_machine(std::string_view text, const std::string& file) {
       (key == "nodes" ? m.nodes : m.gpus_per_node) = v;
       continue;
     }
+    if (key == "grouped_collective_us" && value == "ring") {  // the bare ring model: each collective its latency
+      m.grouped_collective = -1;
+      continue;
+    }
     const NumberKey* k = nullptr;
     for (const NumberKey& nk : number_keys())
       if (nk.name == key) k = &nk;
@@ -161,9 +165,9 @@ Machine parse_machine(std::string_view text, const std::string& file) {
     auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
     if (ec != std::errc() || p != value.data() + value.size() || !(v == v) || v > 1e15)
       user_error(loc, "'{}' takes a number, got '{}'", key, value);
+    if (key == "overlap_slowdown" && v < 1) user_error(loc, "'overlap_slowdown' must be 1 or more, got {}", value);
     if (v < 0 || (v == 0 && !k->zero_ok))
       user_error(loc, "'{}' must be {}, got {}", key, k->zero_ok ? "zero or more" : "positive", value);
-    if (key == "overlap_slowdown" && v < 1) user_error(loc, "'overlap_slowdown' must be 1 or more, got {}", value);
     m.*(k->field) = v * k->unit;
   }
   return m;

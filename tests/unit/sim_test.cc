@@ -397,6 +397,27 @@ TEST(Machine, ErrorsNameFileAndLine) {
   EXPECT_EQ(parse("base = a100\n"), "m.txt:1: error: unknown preset 'a100' (known: h100, h200)");
   EXPECT_EQ(parse("gpus_per_node = 0\n"), "m.txt:1: error: 'gpus_per_node' takes a whole number from 1 to 65536, got '0'");
   EXPECT_EQ(parse("overlap_slowdown = 0.9\n"), "m.txt:1: error: 'overlap_slowdown' must be 1 or more, got 0.9");
+  EXPECT_EQ(parse("overlap_slowdown = 0\n"), "m.txt:1: error: 'overlap_slowdown' must be 1 or more, got 0");
+  EXPECT_EQ(parse("grouped_collective_us = some\n"), "m.txt:1: error: 'grouped_collective_us' takes a number, got 'some'");
+}
+
+// A file without `base` starts from the h100 preset (its measured links and terms); `ring` and 0
+// and 1 turn the grouped cost, the phase cost and the slowdown off.
+TEST(Machine, FileStartsFromTheH100PresetAndTurnsTermsOff) {
+  const Machine h100 = *machine_preset("h100");
+  const Machine m = parse_machine("name = mine\n", "m.txt");
+  EXPECT_EQ(m.name, "mine");
+  EXPECT_DOUBLE_EQ(m.intra_node_bandwidth, h100.intra_node_bandwidth);
+  EXPECT_DOUBLE_EQ(m.phase_latency, h100.phase_latency);
+  EXPECT_DOUBLE_EQ(m.grouped_collective, h100.grouped_collective);
+  EXPECT_DOUBLE_EQ(m.overlap_slowdown, h100.overlap_slowdown);
+  EXPECT_GT(h100.overlap_slowdown, 1);
+  EXPECT_GT(h100.phase_latency, 0);
+  EXPECT_GE(h100.grouped_collective, 0);
+  const Machine bare = parse_machine("grouped_collective_us = ring\nphase_latency_us = 0\noverlap_slowdown = 1\n", "m.txt");
+  EXPECT_LT(bare.grouped_collective, 0);
+  EXPECT_DOUBLE_EQ(bare.phase_latency, 0);
+  EXPECT_DOUBLE_EQ(bare.overlap_slowdown, 1);
 }
 
 TEST(CostTable, RoundTripMergeAndLookup) {
