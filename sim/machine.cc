@@ -73,22 +73,32 @@ std::string Machine::describe() const {
 }
 
 // The presets' links are ffrt_comm_profile_cuda's on this project's 4-GPU hosts (bench/RESULTS.md,
-// sessions 6 and 7): NCCL over NVLink, a phase's fixed cost, a ring step's, what a grouped
+// sessions 6 and 7): NCCL over NVLink, a ring step's latency, a phase's fixed cost, what a grouped
 // all-reduce adds, and how much slower compute runs beside an all-reduce. The fields' own
 // defaults (Machine{}) leave the last three out: the bare ring model.
+namespace {
+
+struct MeasuredLinks {
+  double gb_s, step_us, phase_us, grouped_us, slowdown;
+};
+
+Machine with_links(Machine m, const MeasuredLinks& l) {
+  m.intra_node_bandwidth = l.gb_s * 1e9;
+  m.intra_node_latency = l.step_us * 1e-6;
+  m.phase_latency = l.phase_us * 1e-6;
+  m.grouped_collective = l.grouped_us * 1e-6;
+  m.overlap_slowdown = l.slowdown;
+  return m;
+}
+
+}  // namespace
+
 std::optional<Machine> machine_preset(std::string_view name) {
   Machine m;  // the compute and memory defaults are an H100 SXM's
-  if (name == "h100") {
-    // 4 x H100 80GB HBM3, 2026-11-28: three runs gave 317-320 GB/s, phases of 8.9-16.1 us (the
-    // middle one here), grouped all-reduces 0.9-2.4 us, and compute x1.97-1.98 beside a 256 MiB
-    // all-reduce.
-    m.intra_node_bandwidth = 318e9;
-    m.intra_node_latency = 0.19e-6;
-    m.phase_latency = 13.6e-6;
-    m.grouped_collective = 1.6e-6;
-    m.overlap_slowdown = 1.97;
-    return m;
-  }
+  // 4 x H100 80GB HBM3, 2026-11-28: three runs gave 317-320 GB/s, phases of 8.9-16.1 us (the
+  // middle one here), grouped all-reduces 0.9-2.4 us, and compute x1.97-1.98 beside a 256 MiB
+  // all-reduce.
+  if (name == "h100") return with_links(m, {318, 0.19, 13.6, 1.6, 1.97});
   if (name == "h200") {
     m.name = "h200";
     m.card = "h200";
@@ -96,12 +106,7 @@ std::optional<Machine> machine_preset(std::string_view name) {
     m.memory_bandwidth = 4.8e12;
     // 4 x H200, 2026-11-27 (bench/data/h200x4-session6); the slowdown beside communication was
     // measured on the H100s (the same 132 SMs and NCCL).
-    m.intra_node_bandwidth = 327e9;
-    m.intra_node_latency = 0.40e-6;
-    m.phase_latency = 13.8e-6;
-    m.grouped_collective = 1.38e-6;
-    m.overlap_slowdown = 1.97;
-    return m;
+    return with_links(m, {327, 0.40, 13.8, 1.38, 1.97});
   }
   return std::nullopt;
 }
