@@ -217,7 +217,9 @@ def simulator_table(results):
 
 def predict(a):
     """ffc simulate for every ffc line: the same model, GPUs, batch, strategy and math, with the
-    cost tables measured for that model and GPU count (COSTS/<model>_g<N>.costs)."""
+    cost tables measured for that model and GPU count (COSTS/<model>_g<N>.costs). With --traces:
+    where TRACES/<model>_g<N>_<strategy>.trace.json (the program's --trace) exists, the simulated
+    trace beside it (.sim.json) and trace_summary.py's comparison of the two (.against.txt)."""
     results = [json.loads(l) for l in open(a.results) if l.strip()]
     for r in results:
         if r["system"] != "ffc" or "error" in r:
@@ -231,7 +233,15 @@ def predict(a):
             cmd += ["--machine", a.machine]
         if r["strategy"] != "dp":
             cmd += ["-s", os.path.join(a.repo, "strategies", f"{r['model']}_{r['strategy']}.pbtxt")]
+        stem = os.path.join(a.traces, f"{r['model']}_g{r['gpus']}_{r['strategy']}") if a.traces else None
+        traced = stem is not None and os.path.exists(stem + ".trace.json")
+        if traced:
+            cmd += ["--trace", stem + ".sim.json"]
         p = subprocess.run(cmd, capture_output=True, text=True)
+        if traced and p.returncode == 0:
+            with open(stem + ".against.txt", "w") as out:
+                subprocess.run([sys.executable, os.path.join(a.repo, "bench", "trace_summary.py"), stem + ".trace.json",
+                                "--against", stem + ".sim.json"], stdout=out, stderr=subprocess.STDOUT)
         m = re.search(r"predicted iteration time: ([0-9.]+) ms", p.stdout)
         k = re.search(r"(\d+) of (\d+) kernels measured", p.stdout)
         if m:
@@ -265,6 +275,7 @@ def main():
     pr.add_argument("--repo", required=True, help="the ffc source tree: examples/ and strategies/")
     pr.add_argument("--costs", required=True, help="a directory of <model>_g<N>.costs tables")
     pr.add_argument("--machine", help="ffc simulate --machine (a preset or a machine file)")
+    pr.add_argument("--traces", help="a directory of the programs' --trace files: compare each with ffc simulate's")
     for name in ("ffc-result", "failure"):
         p = sub.add_parser(name)
         p.add_argument("--model", required=True)
