@@ -86,6 +86,8 @@ if want e2e; then
     "cnn_fmnist_hybrid4 $root/examples/cnn_fmnist.ff $root/strategies/cnn_fmnist_hybrid4.pbtxt 4 8 4 /usr/share/datasets/fashion-mnist"
     "mlp_fmnist_hybrid4 $root/examples/mlp_fmnist.ff $root/strategies/mlp_fmnist_hybrid4.pbtxt 4 8 4"
     "transformer_hybrid4 $root/examples/transformer.ff $root/strategies/transformer_hybrid4.pbtxt 4 4 3"
+    "mlp_fmnist_hybrid8 $root/examples/mlp_fmnist.ff $root/strategies/mlp_fmnist_hybrid8.pbtxt 8 16 4"
+    "cnn_dp8 $root/examples/cnn_fmnist.ff - 8 16 4 /usr/share/datasets/fashion-mnist"
   )
   for c in "${cases[@]}"; do
     read -r name model strategy ranks batch iters data <<< "$c"
