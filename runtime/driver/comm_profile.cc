@@ -313,14 +313,20 @@ struct Overlap {
   double slowdown = 1;                  ///< the ranks' mean, at least 1
 };
 
-/// Rank 0's `value` on every rank (a sum over group 0 of it and zeros).
-double share(Comm& comm, Context& ctx, const View& one, double value) {
-  float host = comm.rank() == 0 ? static_cast<float>(value) : 0.f;
+/// The sum over every rank of each one's `mine`, on every rank (the barrier's all-reduce; `one`
+/// holds zero before and after).
+double sum_over_ranks(Comm& comm, Context& ctx, const View& one, double mine) {
+  float host = static_cast<float>(mine);
   ffrt::upload(ctx, ffrt::whole_view(&host, ffrt::DType::f32, {1}), one);
   barrier(comm, ctx, one);
   ffrt::download(ctx, one, ffrt::whole_view(&host, ffrt::DType::f32, {1}));
   ffrt::fill(ctx, one, 0.f);
   return host;
+}
+
+/// Rank 0's `value` on every rank.
+double share(Comm& comm, Context& ctx, const View& one, double value) {
+  return sum_over_ranks(comm, ctx, one, comm.rank() == 0 ? value : 0.0);
 }
 
 /// How much slower compute runs while a phase of its rank is in flight (NCCL's kernels take SMs
@@ -385,13 +391,7 @@ Overlap measure_overlap(Comm& comm, Context& ctx, const Options& o, const View& 
   const double w_us = std::max(alone.gemms, 1e-3), t_us = beside.gemms, p_us = beside.phase;
   double ratio = t_us / w_us;
   if (t_us > p_us && p_us > 0 && w_us - (t_us - p_us) > 0) ratio = p_us / (w_us - (t_us - p_us));
-  std::ostringstream mine;
-  mine.precision(17);
-  mine << ratio;
-  const std::vector<std::string> all = comm.gather(mine.str());
-  double sum = 0;
-  for (const std::string& v : all) sum += std::stod(v);  // rank 0 has them all
-  r.slowdown = share(comm, ctx, one, all.empty() ? 0.0 : std::max(1.0, sum / static_cast<double>(all.size())));
+  r.slowdown = std::max(1.0, sum_over_ranks(comm, ctx, one, ratio) / comm.size());
   return r;
 }
 
@@ -446,13 +446,7 @@ void write_machine(const Options& o, const std::string& device, int ranks, const
 /// Every rank: whether every rank of the job runs on one node (rank r is the node's r-th), as the
 /// intra-node link the machine file names needs.
 bool one_node(Comm& comm, Context& ctx, const View& one) {
-  const float away = comm.local_rank() == comm.rank() ? 0.f : 1.f;
-  float host = away;
-  ffrt::upload(ctx, ffrt::whole_view(&host, ffrt::DType::f32, {1}), one);
-  barrier(comm, ctx, one);
-  ffrt::download(ctx, one, ffrt::whole_view(&host, ffrt::DType::f32, {1}));
-  ffrt::fill(ctx, one, 0.f);
-  return host == 0.f;
+  return sum_over_ranks(comm, ctx, one, comm.local_rank() == comm.rank() ? 0.0 : 1.0) == 0.0;
 }
 
 void run(Comm& comm, const Options& o) {
