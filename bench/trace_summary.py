@@ -42,16 +42,9 @@ def main():
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--against", metavar="SIMULATED", help="ffc simulate --trace of the same program")
     args = ap.parse_args()
-    with open(args.trace) as f:
-        doc = json.load(f)
-    events = [e for e in doc["traceEvents"] if e.get("ph") == "X" and e.get("pid") == args.rank]
-    if not events:
-        sys.exit(f"{args.trace}: no events of rank {args.rank}")
-    lanes = collections.defaultdict(list)
-    for e in events:
-        lanes[e.get("tid", 0)].append(e)
+    other, lanes = lanes_of(args.trace, args.rank)
+    events = [e for lane in lanes.values() for e in lane]
     compute, comm, host = lanes[0], lanes[1], lanes[2]
-    other = doc.get("otherData", {})
     span = max(e["ts"] + e["dur"] for e in events) - min(e["ts"] for e in events)
     print(f"{args.trace}: rank {args.rank}, {other.get('title', '?')} ({other.get('backend', 'simulated')})")
     if "measured_iteration_us" in other:
@@ -90,17 +83,20 @@ def main():
 
 
 def lanes_of(path, rank):
+    """A trace file's otherData and rank `rank`'s complete events by lane (tid); exits if it has none."""
     with open(path) as f:
         doc = json.load(f)
     lanes = collections.defaultdict(list)
     for e in doc["traceEvents"]:
         if e.get("ph") == "X" and e.get("pid") == rank:
             lanes[e.get("tid", 0)].append(e)
+    if not lanes:
+        sys.exit(f"{path}: no events of rank {rank}")
     return doc.get("otherData", {}), lanes
 
 
 def keyed(events):
-    """(name, occurrence) -> duration: a name may come back (a phase finished twice is not)."""
+    """(name, k) -> duration of the k-th event of that name (names may repeat)."""
     seen = collections.Counter()
     out = {}
     for e in events:
@@ -114,15 +110,13 @@ SIZES = [(0, 5, "< 5 us"), (5, 20, "5-20 us"), (20, 100, "20-100 us"), (100, 1e3
 
 def compare(args, compute, comm):
     other, lanes = lanes_of(args.against, args.rank)
-    if not lanes[0]:
-        sys.exit(f"{args.against}: no events of rank {args.rank}")
     print(f"against {args.against} (predicted iteration {other.get('predicted_iteration_us', 0) / 1e3:.3f} ms):")
     measured, predicted = keyed(compute), keyed(lanes[0])
     common = [k for k in measured if k in predicted]
-    waits = [k for k in measured if k not in predicted]
+    measured_only = [k for k in measured if k not in predicted]
     missing = [k for k in predicted if k not in measured]
-    print(f"  {len(common)} instructions in both; {len(waits)} measured only "
-          f"({sum(measured[k] for k in waits) / 1e3:.3f} ms: the compute lane's phase marks and waits); "
+    print(f"  {len(common)} instructions in both; {len(measured_only)} measured only "
+          f"({sum(measured[k] for k in measured_only) / 1e3:.3f} ms: the compute lane's phase marks and waits); "
           f"{len(missing)} predicted only")
     print(f"  {'':<22} {'count':>6} {'measured ms':>12} {'predicted ms':>13} {'ratio':>7} {'gap us each':>12}")
 
