@@ -32,6 +32,11 @@ double CostModel::instr(const Graph& g, const RankProgram& r, const Instr& in) c
   FFC_INTERNAL_ERROR("CostModel::instr: a comm instruction is a phase (CostModel::phase)");
 }
 
+double CostModel::launches(const Graph&, const RankProgram&, const Instr& in) const {
+  FFC_CHECK(in.kind != InstrKind::comm, "CostModel::launches: a comm instruction is a phase");
+  return 1;
+}
+
 double ring_all_reduce_time(double bytes, int n, double bandwidth, double latency) {
   if (n <= 1) return 0;
   return 2.0 * (n - 1) / n * bytes / bandwidth + 2.0 * (n - 1) * latency;

@@ -47,6 +47,11 @@ class CostModel {
 
   /// Any instruction of a step but `comm`, by its kind.
   double instr(const Graph& g, const RankProgram& r, const Instr& in) const;
+  /// The device launches (kernels, memsets, copies) an instruction but `comm` issues: 1 unless
+  /// measured (a cost table's entry).
+  virtual double launches(const Graph& g, const RankProgram& r, const Instr& in) const;
+  /// s each launch pays more in a job of several ranks (Machine::job_launch); 0 without a machine.
+  virtual double job_launch() const { return 0; }
 };
 
 /// Ring all-reduce of `bytes` over `n` ranks: 2(n-1)/n · bytes / bandwidth + 2(n-1) · latency.
@@ -64,6 +69,7 @@ class AnalyticalCostModel : public CostModel {
   double move(const RankProgram& r, const Instr& in) const override;
   double update(const RankProgram& r, const Instr& in) const override;
   double phase(const Program& p, std::span<const PhaseMember> members) const override;
+  double job_launch() const override { return m_.job_launch; }
 
   /// A point-to-point transfer of `bytes` between two ranks: latency + bytes / bandwidth of the
   /// link between their nodes.

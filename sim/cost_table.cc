@@ -71,11 +71,11 @@ std::string kernel_key(const Graph& g, const RankProgram& r, const Instr& in) {
   return key;
 }
 
-void CostTable::set(const std::string& card, Math math, const std::string& key, double seconds) {
-  entries_[{card, math, key}] = seconds;
+void CostTable::set(const std::string& card, Math math, const std::string& key, double seconds, double launches) {
+  entries_[{card, math, key}] = Entry{seconds, launches};
 }
 
-const double* CostTable::find(const std::string& card, Math math, const std::string& key) const {
+const CostTable::Entry* CostTable::find(const std::string& card, Math math, const std::string& key) const {
   auto it = entries_.find({card, math, key});
   return it == entries_.end() ? nullptr : &it->second;
 }
@@ -85,15 +85,17 @@ void CostTable::merge(const CostTable& other) {
 }
 
 std::string CostTable::print() const {
-  std::string s = fmt::format("ffc-costs {}\n# card math microseconds kernel\n", kVersion);
+  std::string s = fmt::format("ffc-costs {}\n# card math microseconds launches kernel\n", kVersion);
   for (const auto& [k, v] : entries_)
-    s += fmt::format("{} {} {:.3f} {}\n", std::get<0>(k), math_name(std::get<1>(k)), v * 1e6, std::get<2>(k));
+    s += fmt::format("{} {} {:.3f} {:g} {}\n", std::get<0>(k), math_name(std::get<1>(k)), v.seconds * 1e6, v.launches,
+                     std::get<2>(k));
   return s;
 }
 
 CostTable CostTable::parse(std::string_view text, const std::string& file) {
   CostTable t;
   bool header = false;
+  int version = 0;
   int line_no = 0;
   size_t pos = 0;
   while (pos < text.size()) {
@@ -105,22 +107,30 @@ CostTable CostTable::parse(std::string_view text, const std::string& file) {
     const SourceLoc loc{file, line_no};
     if (line.empty() || line.front() == '#') continue;
     if (!header) {
-      std::string_view magic = token(line), version = trim(line);
+      std::string_view magic = token(line), version_s = trim(line);
       if (magic != "ffc-costs") user_error(loc, "not a cost table: expected `ffc-costs {}` first", kVersion);
-      if (version != std::to_string(kVersion))
-        user_error(loc, "cost table version '{}' is not supported (this ffc reads version {})", version, kVersion);
+      if (version_s != "1" && version_s != "2")
+        user_error(loc, "cost table version '{}' is not supported (this ffc reads versions 1 and {})", version_s,
+                   kVersion);
+      version = version_s == "1" ? 1 : 2;
       header = true;
       continue;
     }
-    std::string_view card = token(line), math_s = token(line), us_s = token(line), key = trim(line);
-    if (key.empty()) user_error(loc, "expected `CARD MATH MICROSECONDS KERNEL`");
+    std::string_view card = token(line), math_s = token(line), us_s = token(line);
+    std::string_view launches_s = version >= 2 ? token(line) : std::string_view("1"), key = trim(line);
+    if (key.empty())
+      user_error(loc, "expected `CARD MATH MICROSECONDS {}KERNEL`", version >= 2 ? "LAUNCHES " : "");
     std::optional<Math> math = parse_math(math_s);
     if (!math) user_error(loc, "math must be fp32 or tf32, got '{}'", math_s);
     double us = 0;
     auto [p, ec] = std::from_chars(us_s.data(), us_s.data() + us_s.size(), us);
     if (ec != std::errc() || p != us_s.data() + us_s.size() || !(us >= 0) || us > 1e12)
       user_error(loc, "'{}' is not a time in microseconds", us_s);
-    t.set(std::string(card), *math, std::string(key), us * 1e-6);
+    double launches = 1;
+    auto [lp, lec] = std::from_chars(launches_s.data(), launches_s.data() + launches_s.size(), launches);
+    if (lec != std::errc() || lp != launches_s.data() + launches_s.size() || !(launches >= 0) || launches > 1e6)
+      user_error(loc, "'{}' is not a number of launches", launches_s);
+    t.set(std::string(card), *math, std::string(key), us * 1e-6, launches);
   }
   if (!header) user_error(SourceLoc{file}, "empty cost table: expected `ffc-costs {}` first", kVersion);
   return t;
@@ -135,8 +145,17 @@ CostTable CostTable::load(const std::string& path) {
 }
 
 double MeasuredCostModel::kernel(const Graph& g, const RankProgram& r, const Instr& in) const {
-  if (const double* t = table_.find(fallback_.machine().card, fallback_.math(), kernel_key(g, r, in))) return *t;
+  if (const CostTable::Entry* e = table_.find(fallback_.machine().card, fallback_.math(), kernel_key(g, r, in)))
+    return e->seconds;
   return fallback_.kernel(g, r, in);
+}
+
+double MeasuredCostModel::launches(const Graph& g, const RankProgram& r, const Instr& in) const {
+  if (in.kind == InstrKind::forward || in.kind == InstrKind::forward_stats || in.kind == InstrKind::backward_stats ||
+      in.kind == InstrKind::backward)
+    if (const CostTable::Entry* e = table_.find(fallback_.machine().card, fallback_.math(), kernel_key(g, r, in)))
+      return e->launches;
+  return fallback_.launches(g, r, in);
 }
 
 bool MeasuredCostModel::measured(const Graph& g, const RankProgram& r, const Instr& in) const {

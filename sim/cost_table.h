@@ -20,13 +20,20 @@ std::string kernel_key(const Graph& g, const RankProgram& r, const Instr& in);
 
 class CostTable {
  public:
-  /// The file format's version (the first line: `ffc-costs 1`).
-  static constexpr int kVersion = 1;
+  /// The file format's version written (the first line: `ffc-costs 2`). Version 1 (no launches
+  /// column) is still read, each entry one launch.
+  static constexpr int kVersion = 2;
+
+  struct Entry {
+    double seconds = 0;
+    /// Device launches (kernels, memsets, copies) one call issues, as the profile counted them.
+    double launches = 1;
+  };
 
   /// Adds an entry, replacing one with the same card, math and key.
-  void set(const std::string& card, Math math, const std::string& key, double seconds);
-  /// The measured seconds of a kernel, or null.
-  const double* find(const std::string& card, Math math, const std::string& key) const;
+  void set(const std::string& card, Math math, const std::string& key, double seconds, double launches = 1);
+  /// The measured entry of a kernel, or null.
+  const Entry* find(const std::string& card, Math math, const std::string& key) const;
   size_t size() const { return entries_.size(); }
   /// Adds every entry of `other`, its entries replacing this table's.
   void merge(const CostTable& other);
@@ -39,7 +46,7 @@ class CostTable {
   static CostTable load(const std::string& path);
 
  private:
-  std::map<std::tuple<std::string, Math, std::string>, double> entries_;
+  std::map<std::tuple<std::string, Math, std::string>, Entry> entries_;
 };
 
 /// Measured kernel times where the table has them (for the machine's card and the math mode),
@@ -50,6 +57,9 @@ class MeasuredCostModel : public CostModel {
       : table_(table), fallback_(fallback) {}
 
   double kernel(const Graph& g, const RankProgram& r, const Instr& in) const override;
+  /// The table's count for a measured kernel; the analytical model's otherwise.
+  double launches(const Graph& g, const RankProgram& r, const Instr& in) const override;
+  double job_launch() const override { return fallback_.job_launch(); }
   double move(const RankProgram& r, const Instr& in) const override { return fallback_.move(r, in); }
   double update(const RankProgram& r, const Instr& in) const override { return fallback_.update(r, in); }
   double phase(const Program& p, std::span<const PhaseMember> members) const override {

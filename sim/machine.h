@@ -40,6 +40,11 @@ struct Machine {
   /// communication stream (NCCL's kernels take SMs and memory bandwidth from the compute
   /// stream's). 1: no slowdown.
   double overlap_slowdown = 1;
+  /// s each device launch (kernel, memset, copy) of a step pays in a job of several ranks beyond
+  /// what a single-rank measurement of it includes: measured kernel costs come from one process
+  /// alone (ffc profile), and in a multi-rank job the gap between dependent launches of a
+  /// replayed graph is longer (docs/simulator.md). 0: none.
+  double job_launch = 0;
 
   /// The node that rank `rank` runs on.
   int node_of(int rank) const { return rank / gpus_per_node; }

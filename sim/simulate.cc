@@ -16,6 +16,8 @@ CostedProgram cost_program(const Graph& g, const Program& p, const CostModel& co
   c.phase_cost.assign(p.phases.size(), 0.0);
   c.members.resize(p.phases.size());
   std::vector<std::vector<PhaseMember>> members(p.phases.size());
+  // In a job of several ranks each launch pays Machine::job_launch more than measured alone.
+  const double job_launch = n > 1 ? cost.job_launch() : 0.0;
   for (int r = 0; r < n; ++r) {
     const RankProgram& rp = p.ranks[r];
     c.ranks[r].resize(rp.step.size());
@@ -27,7 +29,7 @@ CostedProgram cost_program(const Graph& g, const Program& p, const CostModel& co
         c.members.at(in.phase).push_back(r);
         members[in.phase].push_back({&rp, &in});
       } else {
-        c.ranks[r][i].cost = cost.instr(g, rp, in);
+        c.ranks[r][i].cost = cost.instr(g, rp, in) + (job_launch > 0 ? job_launch * cost.launches(g, rp, in) : 0.0);
       }
     }
   }

@@ -40,5 +40,6 @@ bool graphs_supported() { return false; }
 void begin_capture(Context&) { throw Error("the cpu backend has no CUDA graphs"); }
 std::shared_ptr<Graph> end_capture(Context&) { throw Error("the cpu backend has no CUDA graphs"); }
 void replay(Context&, const Graph&) { throw Error("the cpu backend has no CUDA graphs"); }
+int graph_launches(Context&, const Graph&) { throw Error("the cpu backend has no CUDA graphs"); }
 
 }  // namespace ffrt

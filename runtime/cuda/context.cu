@@ -3,8 +3,12 @@
 //
 // One stream per context runs every kernel in call order, so a freed block can be handed out again
 // at once: whatever used it was issued before whatever uses it next.
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "context.h"
 #include "ffrt/npy.h"
@@ -256,13 +260,69 @@ void begin_capture(Context& ctx) {
   FFRT_CUDA(&ctx, cudaStreamBeginCapture(ctx.stream, cudaStreamCaptureModeRelaxed));
 }
 
+namespace {
+
+/// A graph's nodes by kind (cudaGraphNodeType).
+std::map<int, int> node_kinds(Context& ctx, cudaGraph_t graph) {
+  size_t n = 0;
+  FFRT_CUDA(&ctx, cudaGraphGetNodes(graph, nullptr, &n));
+  std::vector<cudaGraphNode_t> nodes(n);
+  FFRT_CUDA(&ctx, cudaGraphGetNodes(graph, nodes.data(), &n));
+  std::map<int, int> kinds;
+  for (cudaGraphNode_t node : nodes) {
+    cudaGraphNodeType t;
+    FFRT_CUDA(&ctx, cudaGraphNodeGetType(node, &t));
+    ++kinds[static_cast<int>(t)];
+  }
+  return kinds;
+}
+
+/// FFRT_GRAPH_LOG=1: a line per recorded graph on stderr (its nodes by kind, edges, roots);
+/// FFRT_GRAPH_DOT=PREFIX also writes it as PREFIX.r<rank>.g<n>.dot (cudaGraphDebugDotPrint).
+void log_graph(Context& ctx, cudaGraph_t graph) {
+  static int count = 0;
+  const int n = count++;
+  const char* dot = std::getenv("FFRT_GRAPH_DOT");
+  if (!std::getenv("FFRT_GRAPH_LOG") && !dot) return;
+  size_t edges = 0, roots = 0;
+  FFRT_CUDA(&ctx, cudaGraphGetRootNodes(graph, nullptr, &roots));
+  FFRT_CUDA(&ctx, cudaGraphGetEdges(graph, nullptr, nullptr, nullptr, &edges));
+  static const char* names[] = {"kernel", "memcpy", "memset", "host", "graph", "empty", "wait_event", "event_record",
+                                "ext_signal", "ext_wait", "mem_alloc", "mem_free", "batch_memop", "conditional"};
+  int nodes = 0;
+  std::string kinds;
+  for (auto [k, c] : node_kinds(ctx, graph)) {
+    nodes += c;
+    kinds += (k >= 0 && k < 14 ? std::string(names[k]) : "type " + std::to_string(k)) + " " + std::to_string(c) + ", ";
+  }
+  std::fprintf(stderr, "ffrt: rank %d graph %d: %d nodes (%s%zu edges, %zu roots)\n", ctx.rank, n, nodes,
+               kinds.c_str(), edges, roots);
+  if (dot) {
+    const std::string path = std::string(dot) + ".r" + std::to_string(ctx.rank) + ".g" + std::to_string(n) + ".dot";
+    FFRT_CUDA(&ctx, cudaGraphDebugDotPrint(graph, path.c_str(), cudaGraphDebugDotFlagsVerbose));
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<Graph> end_capture(Context& ctx) {
   auto g = std::make_shared<Graph>();
   FFRT_CUDA(&ctx, cudaStreamEndCapture(ctx.stream, &g->graph));
+  log_graph(ctx, g->graph);
   FFRT_CUDA(&ctx, cudaGraphInstantiate(&g->exec, g->graph, 0));
   return g;
 }
 
 void replay(Context& ctx, const Graph& g) { FFRT_CUDA(&ctx, cudaGraphLaunch(g.exec, ctx.stream)); }
+
+int graph_launches(Context& ctx, const Graph& g) {
+  const std::map<int, int> kinds = node_kinds(ctx, g.graph);
+  int n = 0;
+  for (const cudaGraphNodeType t : {cudaGraphNodeTypeKernel, cudaGraphNodeTypeMemset, cudaGraphNodeTypeMemcpy}) {
+    const auto it = kinds.find(static_cast<int>(t));
+    if (it != kinds.end()) n += it->second;
+  }
+  return n;
+}
 
 }  // namespace ffrt

@@ -83,6 +83,9 @@ void run_kernel(Context& ctx, const ProfileKernel& k, const OpDesc& op, const St
 
 struct Measurement {
   double median_us = 0, min_us = 0, max_us = 0;
+  /// Device launches (kernels, memsets, copies) one call issues: counted in the recorded graph,
+  /// 1 where there is none.
+  double launches = 1;
 };
 
 /// Calls of one kernel recorded into a CUDA graph, replayed as one: enough that the replay's own
@@ -123,6 +126,8 @@ Measurement measure(Context& ctx, const ProfileInfo& p, const ProfileKernel& k, 
     replay(ctx, *graph);  // the first replay uploads the graph
     synchronize(ctx);
   }
+  Measurement m;
+  if (graph) m.launches = static_cast<double>(graph_launches(ctx, *graph)) / kGraphCalls;
   mark_times(ctx);  // forget marks from before
   for (int i = 0; i < reps; ++i) {
     mark(ctx);
@@ -134,7 +139,6 @@ Measurement measure(Context& ctx, const ProfileInfo& p, const ProfileKernel& k, 
   std::vector<double> d;
   for (size_t i = 1; i < t.size(); ++i) d.push_back((t[i] - t[i - 1]) / (graph ? kGraphCalls : 1));
   std::sort(d.begin(), d.end());
-  Measurement m;
   const size_t n = d.size();
   m.median_us = n % 2 ? d[n / 2] : (d[n / 2 - 1] + d[n / 2]) / 2;
   m.min_us = d.front();
@@ -249,13 +253,13 @@ int profile_main(int argc, char** argv, const ProfileInfo& p) {
                 p.kernels.size(), p.name.c_str(), dev.c_str(), backend_name(), card.c_str(), math, reps, warmup,
                 replays.c_str(), p.about.c_str());
     std::fflush(stdout);
-    std::string table = "ffc-costs 1\n# card math microseconds kernel\n";
+    std::string table = "ffc-costs 2\n# card math microseconds launches kernel\n";
     double total_us = 0;
     for (size_t i = 0; i < p.kernels.size(); ++i) {
       const ProfileKernel& k = p.kernels[i];
       const Measurement m = measure(*ctx, p, k, warmup, reps, eager, seed + i);
       char line[64];
-      std::snprintf(line, sizeof line, "%.3f", m.median_us);
+      std::snprintf(line, sizeof line, "%.3f %g", m.median_us, m.launches);
       table += card + " " + math + " " + line + " " + k.key + "\n";
       total_us += m.median_us;
       if (!quiet) {

@@ -28,17 +28,18 @@ if "$work/build/$name" --out "$work/x.txt" --card "a b" > "$work/card.log" 2>&1;
 grep -q -- "--card takes one word" "$work/card.log"
 "$work/build/$name" --help | grep -q -- "--reps R"
 
-# The table: `ffc-costs 1`, then one line per kernel, each key once, every time a number.
+# The table: `ffc-costs 2`, then one line per kernel, each key once, every time and launch count a
+# number (the cpu backend records no graphs: one launch each; the cuda backend counts a graph's).
 "${PYTHON:-python3}" - "$work/costs.txt" "$kernels" <<'PY'
 import sys
 lines = [l.rstrip("\n") for l in open(sys.argv[1])]
-assert lines[0] == "ffc-costs 1", lines[0]
-rows = [l.split(" ", 3) for l in lines[1:] if l and not l.startswith("#")]
-keys = [r[3] for r in rows]
+assert lines[0] == "ffc-costs 2", lines[0]
+rows = [l.split(" ", 4) for l in lines[1:] if l and not l.startswith("#")]
+keys = [r[4] for r in rows]
 assert len(keys) == int(sys.argv[2]), (len(keys), sys.argv[2])
 assert len(set(keys)) == len(keys), "a key twice"
 assert keys == sorted(keys), "not in ffc's order"
-assert all(r[1] == "fp32" and float(r[2]) >= 0 for r in rows), rows
+assert all(r[1] == "fp32" and float(r[2]) >= 0 and float(r[3]) >= 1 for r in rows), rows
 print(f"profile_program: {len(keys)} kernels measured, {sum(float(r[2]) for r in rows):.1f} us in all")
 PY
 

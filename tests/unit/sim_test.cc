@@ -388,7 +388,7 @@ TEST(Machine, ErrorsNameFileAndLine) {
                                                  "intra_node_bandwidth_gb_s, intra_node_latency_us, inter_node_bandwidth_gb_s, "
                                                  "inter_node_latency_us, gpu_memory_gib, fp32_tflop_s, tf32_tflop_s, "
                                                  "memory_bandwidth_gb_s, launch_us, grouped_collective_us, phase_latency_us, "
-                                                 "overlap_slowdown)");
+                                                 "overlap_slowdown, job_launch_us)");
   EXPECT_EQ(parse("\n\nfp32_tflop_s = fast\n"), "m.txt:3: error: 'fp32_tflop_s' takes a number, got 'fast'");
   EXPECT_EQ(parse("gpu_memory_gib = 0\n"), "m.txt:1: error: 'gpu_memory_gib' must be positive, got 0");
   EXPECT_EQ(parse("nodes 2\n"), "m.txt:1: error: expected `key = value`, got 'nodes 2'");
@@ -428,16 +428,20 @@ TEST(CostTable, RoundTripMergeAndLookup) {
   EXPECT_EQ(key, "linear forward f32 {out_features=32, bias=true, activation=none} in=16x64 out=16x32 params=32x64,32");
 
   CostTable t;
-  t.set("h100", Math::fp32, key, 12.5e-6);
+  t.set("h100", Math::fp32, key, 12.5e-6, 2);
   t.set("h100", Math::tf32, key, 3e-6);
   const std::string text = t.print();
+  EXPECT_NE(text.find("ffc-costs 2\n"), std::string::npos);
+  EXPECT_NE(text.find("h100 fp32 12.500 2 linear forward"), std::string::npos);
   CostTable back = CostTable::parse(text, "db.txt");
   EXPECT_EQ(back.size(), 2u);
   EXPECT_EQ(back.print(), text);
   CostTable newer;
   newer.set("h100", Math::fp32, key, 10e-6);
+  EXPECT_DOUBLE_EQ(back.find("h100", Math::fp32, key)->launches, 2);
   back.merge(newer);
-  EXPECT_DOUBLE_EQ(*back.find("h100", Math::fp32, key), 10e-6);
+  EXPECT_DOUBLE_EQ(back.find("h100", Math::fp32, key)->seconds, 10e-6);
+  EXPECT_DOUBLE_EQ(back.find("h100", Math::fp32, key)->launches, 1);
   EXPECT_EQ(back.find("h200", Math::fp32, key), nullptr);
 
   Machine m;
@@ -450,14 +454,64 @@ TEST(CostTable, RoundTripMergeAndLookup) {
   EXPECT_DOUBLE_EQ(measured.kernel(c.graph, r, bwd), analytical.kernel(c.graph, r, bwd));
 }
 
+TEST(CostTable, VersionOneEntriesAreOneLaunchEach) {
+  const CostTable t = CostTable::parse("ffc-costs 1\n# card math microseconds kernel\nh100 fp32 2.5 relu forward f32 {} in=4 out=4\n",
+                                       "old.costs");
+  const CostTable::Entry* e = t.find("h100", Math::fp32, "relu forward f32 {} in=4 out=4");
+  ASSERT_NE(e, nullptr);
+  EXPECT_DOUBLE_EQ(e->seconds, 2.5e-6);
+  EXPECT_DOUBLE_EQ(e->launches, 1);
+  // Version 2 reads the launches column; the key keeps its spaces.
+  const CostTable t2 = CostTable::parse("ffc-costs 2\nh100 tf32 2.5 3 relu forward f32 {} in=4 out=4\n", "new.costs");
+  EXPECT_DOUBLE_EQ(t2.find("h100", Math::tf32, "relu forward f32 {} in=4 out=4")->launches, 3);
+}
+
+// Each launch of a multi-rank step pays Machine::job_launch: measured launches for a kernel in the
+// table, one for every other instruction; a single rank pays nothing.
+TEST(Simulate, JobLaunchCostsEveryLaunchOfAMultiRankStep) {
+  auto total = [](const CostedProgram& c, int rank) {
+    double s = 0;
+    for (const CostedProgram::Step& st : c.ranks[rank]) s += st.cost;
+    return s;
+  };
+  auto computes = [](const Compiled& c, int rank) {
+    int n = 0;
+    for (const Instr& in : c.program.ranks[rank].step) n += in.kind != InstrKind::comm;
+    return n;
+  };
+  Machine off = *machine_preset("h100");
+  off.job_launch = 0;
+  Machine on = off;
+  on.job_launch = 2e-6;
+  for (int ranks : {1, 2}) {
+    Compiled c = compile(kLinear, ranks, 16);
+    const Instr& fwd = find(c, InstrKind::forward, "fc");
+    CostTable table;
+    table.set(on.card, Math::fp32, kernel_key(c.graph, c.program.ranks[0], fwd), 5e-6, 3);
+    AnalyticalCostModel a_off(off, Math::fp32), a_on(on, Math::fp32);
+    MeasuredCostModel m_off(table, a_off), m_on(table, a_on);
+    const CostedProgram base = cost_program(c.graph, c.program, m_off);
+    const CostedProgram with = cost_program(c.graph, c.program, m_on);
+    // fc's forward launches 3 times, every other compute instruction once.
+    const double expected = ranks > 1 ? 2e-6 * (computes(c, 0) - 1 + 3) : 0.0;
+    EXPECT_NEAR(total(with, 0) - total(base, 0), expected, 1e-12) << ranks << " ranks";
+  }
+  EXPECT_DOUBLE_EQ(machine_preset("h100")->job_launch, 0.36e-6);
+  EXPECT_DOUBLE_EQ(Machine{}.job_launch, 0);
+  EXPECT_DOUBLE_EQ(parse_machine("job_launch_us = 0\n", "m.txt").job_launch, 0);
+}
+
 TEST(CostTable, ErrorsNameFileAndLine) {
   auto parse = [](const char* text) { return user_error_of([&] { CostTable::parse(text, "db.txt"); }); };
-  EXPECT_EQ(parse("ffc-costs 2\n"), "db.txt:1: error: cost table version '2' is not supported (this ffc reads version 1)");
-  EXPECT_EQ(parse("# a comment\nh100 fp32 1 relu\n"), "db.txt:2: error: not a cost table: expected `ffc-costs 1` first");
+  EXPECT_EQ(parse("ffc-costs 3\n"),
+            "db.txt:1: error: cost table version '3' is not supported (this ffc reads versions 1 and 2)");
+  EXPECT_EQ(parse("# a comment\nh100 fp32 1 relu\n"), "db.txt:2: error: not a cost table: expected `ffc-costs 2` first");
+  EXPECT_EQ(parse("ffc-costs 2\nh100 fp32 1.0 many relu forward\n"), "db.txt:2: error: 'many' is not a number of launches");
+  EXPECT_EQ(parse("ffc-costs 2\nh100 fp32 1.0 2\n"), "db.txt:2: error: expected `CARD MATH MICROSECONDS LAUNCHES KERNEL`");
   EXPECT_EQ(parse("ffc-costs 1\nh100 fp16 1.0 relu forward\n"), "db.txt:2: error: math must be fp32 or tf32, got 'fp16'");
   EXPECT_EQ(parse("ffc-costs 1\nh100 fp32 soon relu forward\n"), "db.txt:2: error: 'soon' is not a time in microseconds");
   EXPECT_EQ(parse("ffc-costs 1\nh100 fp32\n"), "db.txt:2: error: expected `CARD MATH MICROSECONDS KERNEL`");
-  EXPECT_EQ(parse(""), "db.txt: error: empty cost table: expected `ffc-costs 1` first");
+  EXPECT_EQ(parse(""), "db.txt: error: empty cost table: expected `ffc-costs 2` first");
 }
 
 }  // namespace

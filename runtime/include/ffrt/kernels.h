@@ -94,6 +94,9 @@ void begin_capture(Context& ctx);
 std::shared_ptr<Graph> end_capture(Context& ctx);
 /// Runs a recorded graph on the context's stream, after what was issued before it.
 void replay(Context& ctx, const Graph& g);
+/// The device launches a recorded graph holds: its kernel, memset and memcpy nodes (what each
+/// pays a launch latency between dependent nodes).
+int graph_launches(Context& ctx, const Graph& g);
 
 enum class Act : int { none = 0, relu, sigmoid, tanh, gelu };
 
