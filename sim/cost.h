@@ -52,6 +52,9 @@ class CostModel {
   virtual double launches(const Graph& g, const RankProgram& r, const Instr& in) const;
   /// s each launch pays more in a job of several ranks (Machine::job_launch); 0 without a machine.
   virtual double job_launch() const { return 0; }
+  /// How many times slower compute runs while its rank's communication is in flight
+  /// (Machine::overlap_slowdown); 1 without a machine.
+  virtual double overlap_slowdown() const { return 1; }
 };
 
 /// Ring all-reduce of `bytes` over `n` ranks: 2(n-1)/n · bytes / bandwidth + 2(n-1) · latency.
@@ -70,6 +73,7 @@ class AnalyticalCostModel : public CostModel {
   double update(const RankProgram& r, const Instr& in) const override;
   double phase(const Program& p, std::span<const PhaseMember> members) const override;
   double job_launch() const override { return m_.job_launch; }
+  double overlap_slowdown() const override { return m_.overlap_slowdown; }
 
   /// A point-to-point transfer of `bytes` between two ranks: latency + bytes / bandwidth of the
   /// link between their nodes.

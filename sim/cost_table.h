@@ -60,6 +60,7 @@ class MeasuredCostModel : public CostModel {
   /// The table's count for a measured kernel; the analytical model's otherwise.
   double launches(const Graph& g, const RankProgram& r, const Instr& in) const override;
   double job_launch() const override { return fallback_.job_launch(); }
+  double overlap_slowdown() const override { return fallback_.overlap_slowdown(); }
   double move(const RankProgram& r, const Instr& in) const override { return fallback_.move(r, in); }
   double update(const RankProgram& r, const Instr& in) const override { return fallback_.update(r, in); }
   double phase(const Program& p, std::span<const PhaseMember> members) const override {

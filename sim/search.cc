@@ -68,9 +68,7 @@ Evaluator::Costed Evaluator::compile(const ResolvedStrategy& r) const {
   Costed c;
   c.compiled = compile_parallel(graph_, to_strategy(graph_, r), po);
   c.costs = cost_program(c.compiled.graph, c.compiled.program, *target_.cost);
-  SimOptions so;
-  so.overlap_slowdown = target_.machine.overlap_slowdown;
-  c.eval.time = simulate(c.costs, so).iteration;
+  c.eval.time = simulate(c.costs).iteration;
   for (const RankProgram& rp : c.compiled.program.ranks)
     if (static_cast<double>(rp.persistent_bytes + rp.arena_bytes) > target_.machine.gpu_memory) c.eval.fits = false;
   if (!c.eval.fits) c.eval.time = kInf;

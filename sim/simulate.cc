@@ -18,6 +18,7 @@ CostedProgram cost_program(const Graph& g, const Program& p, const CostModel& co
   std::vector<std::vector<PhaseMember>> members(p.phases.size());
   // In a job of several ranks each launch pays Machine::job_launch more than measured alone.
   const double job_launch = n > 1 ? cost.job_launch() : 0.0;
+  c.overlap_slowdown = cost.overlap_slowdown();
   for (int r = 0; r < n; ++r) {
     const RankProgram& rp = p.ranks[r];
     c.ranks[r].resize(rp.step.size());
@@ -49,7 +50,7 @@ Simulation simulate(const CostedProgram& c, const SimOptions& opts) {
   // before the compute stream's clock are dropped as it passes them.
   std::vector<std::vector<std::pair<double, double>>> busy(n);
   std::vector<size_t> busy_from(n, 0);
-  const double slow = std::max(1.0, opts.overlap_slowdown);
+  const double slow = std::max(1.0, c.overlap_slowdown);
   // When compute work of `cost` seconds that starts at `t` on rank r ends: stretched by `slow`
   // where a phase of r is in flight (NCCL's kernels share the SMs and the memory).
   auto compute_end = [&](int r, double t, double cost) {
@@ -146,9 +147,7 @@ Simulation simulate(const CostedProgram& c, const SimOptions& opts) {
 
 Simulation simulate(const Graph& g, const Program& p, const Machine& m, const CostModel& cost,
                     const SimOptions& opts) {
-  SimOptions o = opts;
-  o.overlap_slowdown = m.overlap_slowdown;
-  Simulation s = simulate(cost_program(g, p, cost), o);
+  Simulation s = simulate(cost_program(g, p, cost), opts);
   for (size_t r = 0; r < p.ranks.size(); ++r) {
     RankTimes& rt = s.ranks[r];
     rt.persistent_bytes = p.ranks[r].persistent_bytes;

@@ -46,9 +46,6 @@ struct SimEvent {
 
 struct SimOptions {
   bool trace = false;  ///< record every instruction as a SimEvent
-  /// Machine::overlap_slowdown: compute runs this many times slower while its rank's
-  /// communication stream is busy (simulate(g, p, m, ...) takes it from the machine).
-  double overlap_slowdown = 1;
 };
 
 struct Simulation {
@@ -74,6 +71,9 @@ struct CostedProgram {
   std::vector<std::vector<Step>> ranks;  ///< per rank, its step instructions in order
   std::vector<double> phase_cost;        ///< s, per phase
   std::vector<std::vector<int>> members;  ///< per phase, its ranks in increasing order
+  /// The cost model's CostModel::overlap_slowdown: compute runs this many times slower while its
+  /// rank's communication stream is busy.
+  double overlap_slowdown = 1;
 };
 
 /// Costs every instruction and phase of `p` with `cost`.

@@ -202,10 +202,15 @@ TEST(SimCost, SendsOfOneRankShareItsLink) {
 /// Costs for testing the simulator alone: a fill takes `value` seconds, every phase one second.
 class FixedCost : public CostModel {
  public:
+  explicit FixedCost(double slowdown = 1) : slowdown_(slowdown) {}
+  double overlap_slowdown() const override { return slowdown_; }
   double kernel(const Graph&, const RankProgram&, const Instr&) const override { return 0; }
   double move(const RankProgram&, const Instr& in) const override { return in.value; }
   double update(const RankProgram&, const Instr&) const override { return 0; }
   double phase(const Program&, std::span<const PhaseMember>) const override { return 1; }
+
+ private:
+  double slowdown_;
 };
 
 Instr fill(float seconds) {
@@ -278,7 +283,8 @@ TEST(Simulate, OverlappedPhaseHidesBehindCompute) {
   EXPECT_DOUBLE_EQ(simulate(g, p, Machine{}, FixedCost{}).iteration, 4.75);
 }
 
-// With Machine::overlap_slowdown, compute beside a phase in flight runs that many times slower
+// With the cost model's overlap_slowdown (Machine::overlap_slowdown for the analytical and
+// measured models), compute beside a phase in flight runs that many times slower
 // (only while the phase is in flight: before it starts and after it ends, at full speed).
 TEST(Simulate, ComputeBesideAPhaseRunsSlower) {
   CommOp ar;
@@ -289,11 +295,9 @@ TEST(Simulate, ComputeBesideAPhaseRunsSlower) {
   }
   p.ranks[1].step[0] = fill(0.5);  // rank 1 issues the phase first; it starts when rank 0 comes
   Graph g;
-  Machine m;
-  m.overlap_slowdown = 2;
   SimOptions o;
   o.trace = true;
-  Simulation s = simulate(g, p, m, FixedCost{}, o);
+  Simulation s = simulate(g, p, Machine{}, FixedCost{2}, o);
   // Rank 0: the phase runs over [1, 2); 0.5 s of the first fill's work fits in it, at half speed.
   EXPECT_DOUBLE_EQ(s.ranks[0].end, 1 + (1 + 0.25) + 2 + 0.25);
   EXPECT_DOUBLE_EQ(s.ranks[0].compute, 4.5);
@@ -306,12 +310,16 @@ TEST(Simulate, ComputeBesideAPhaseRunsSlower) {
   for (const SimEvent& e : s.events)
     if (e.rank == 0 && e.stream == 0) rank0.push_back(e.duration);
   EXPECT_EQ(rank0, (std::vector<double>{1, 1.25, 2, 0.25}));
-  // A costed program's sweep takes the slowdown from SimOptions alone.
-  const CostedProgram c = cost_program(g, p, FixedCost{});
-  EXPECT_DOUBLE_EQ(simulate(c).iteration, 4.0);
-  SimOptions slow;
-  slow.overlap_slowdown = 2;
-  EXPECT_DOUBLE_EQ(simulate(c, slow).iteration, 4.5);
+  // A costed program carries its cost model's slowdown to the sweep.
+  EXPECT_DOUBLE_EQ(simulate(cost_program(g, p, FixedCost{})).iteration, 4.0);
+  EXPECT_DOUBLE_EQ(simulate(cost_program(g, p, FixedCost{2})).iteration, 4.5);
+  // The analytical and measured models take it from their machine.
+  Machine m;
+  m.overlap_slowdown = 2;
+  const AnalyticalCostModel analytical(m, Math::fp32);
+  EXPECT_DOUBLE_EQ(analytical.overlap_slowdown(), 2);
+  const CostTable none;
+  EXPECT_DOUBLE_EQ(MeasuredCostModel(none, analytical).overlap_slowdown(), 2);
 }
 
 const char* kMlp = R"(model mlp

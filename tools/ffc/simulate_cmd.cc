@@ -111,9 +111,7 @@ int cmd_simulate(const SimulateFlags& f) {
     };
     const CostedProgram costed = cost_program(c.graph, c.program, cost);
     const double cost_s = mean([&] { cost_program(c.graph, c.program, cost); });
-    SimOptions sweep;
-    sweep.overlap_slowdown = machine.overlap_slowdown;
-    const double sweep_s = mean([&] { simulate(costed, sweep); });
+    const double sweep_s = mean([&] { simulate(costed); });
     std::fprintf(stderr,
                  "CPU time: middle end %.1f ms; one simulation %.1f us = costing %.1f us + sweep %.1f us "
                  "(%lld instructions, %zu phases): %.0f simulations/s, %.0f sweeps/s\n",
