@@ -90,6 +90,17 @@ std::unique_ptr<Context, void (*)(Context*)> make_context(const ContextOptions& 
   FFRT_CUBLAS(c, cublasCreate(&c->cublas));
   FFRT_CUBLAS(c, cublasSetStream(c->cublas, c->stream));
   FFRT_CUBLAS(c, cublasSetMathMode(c->cublas, opts.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  // FFRT_CUBLAS_WORKSPACE_MB=N (an experiment, off by default): give cuBLAS N MiB of its own, so a
+  // recorded graph holds no allocation nodes for its GEMMs (after cublasSetStream, which resets it).
+  if (const char* mb = std::getenv("FFRT_CUBLAS_WORKSPACE_MB"); mb && *mb) {
+    char* end = nullptr;
+    const long n = std::strtol(mb, &end, 10);
+    if (*end != '\0' || n <= 0 || n > 4096)
+      throw Error(std::string("FFRT_CUBLAS_WORKSPACE_MB must be a number of MiB from 1 to 4096, not '") + mb + "'");
+    const size_t bytes = static_cast<size_t>(n) << 20;
+    FFRT_CUDA(c, cudaMalloc(&c->cublas_workspace, bytes));
+    FFRT_CUBLAS(c, cublasSetWorkspace(c->cublas, c->cublas_workspace, bytes));
+  }
   FFRT_CUBLAS(c, cublasLtCreate(&c->lt));
   return ctx;
 }
@@ -106,6 +117,7 @@ Context::~Context() {
   if (workspace_ptr) (void)cudaFree(workspace_ptr);
   if (lt) (void)cublasLtDestroy(lt);
   if (cublas) (void)cublasDestroy(cublas);
+  if (cublas_workspace) (void)cudaFree(cublas_workspace);
   if (cudnn) (void)cudnnDestroy(cudnn);
   if (stream) (void)cudaStreamDestroy(stream);
   if (comm_stream) (void)cudaStreamDestroy(comm_stream);

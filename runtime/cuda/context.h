@@ -73,6 +73,9 @@ struct Context {
   std::shared_ptr<Context*> self;
   void* workspace_ptr = nullptr;
   size_t workspace_bytes = 0;
+  /// FFRT_CUBLAS_WORKSPACE_MB: cuBLAS's own workspace (cublasSetWorkspace); null: cuBLAS's default,
+  /// which under graph capture allocates stream-ordered (the graphs' mem_alloc / mem_free nodes).
+  void* cublas_workspace = nullptr;
 
   /// Per-call-site caches (the convolution algorithms chosen by measurement, descriptors), keyed by
   /// the kernel files as they need.
