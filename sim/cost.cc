@@ -47,6 +47,16 @@ double ring_gather_time(double bytes, int n, double bandwidth, double latency) {
   return static_cast<double>(n - 1) / n * bytes / bandwidth + (n - 1) * latency;
 }
 
+double AnalyticalCostModel::launches(const Graph& g, const RankProgram& r, const Instr& in) const {
+  switch (in.kind) {
+    case InstrKind::forward:
+    case InstrKind::forward_stats:
+    case InstrKind::backward_stats:
+    case InstrKind::backward: return kernel_work(g, r, in).launches;
+    default: return CostModel::launches(g, r, in);
+  }
+}
+
 double AnalyticalCostModel::kernel(const Graph& g, const RankProgram& r, const Instr& in) const {
   const KernelWork w = kernel_work(g, r, in);
   const double peak = w.contraction && math_ == Math::tf32 ? m_.tf32_flops : m_.fp32_flops;

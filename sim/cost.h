@@ -47,8 +47,8 @@ class CostModel {
 
   /// Any instruction of a step but `comm`, by its kind.
   double instr(const Graph& g, const RankProgram& r, const Instr& in) const;
-  /// The device launches (kernels, memsets, copies) an instruction but `comm` issues: 1 unless
-  /// measured (a cost table's entry).
+  /// The device launches (kernels, memsets, copies) an instruction but `comm` issues: 1 here; the
+  /// analytical model counts a kernel's, a cost table gives its measured ones.
   virtual double launches(const Graph& g, const RankProgram& r, const Instr& in) const;
   /// s each launch pays more in a job of several ranks (Machine::job_launch); 0 without a machine.
   virtual double job_launch() const { return 0; }
@@ -72,6 +72,8 @@ class AnalyticalCostModel : public CostModel {
   double move(const RankProgram& r, const Instr& in) const override;
   double update(const RankProgram& r, const Instr& in) const override;
   double phase(const Program& p, std::span<const PhaseMember> members) const override;
+  /// A kernel instruction's launches as kernel_work counts them (a backward: one per gradient).
+  double launches(const Graph& g, const RankProgram& r, const Instr& in) const override;
   double job_launch() const override { return m_.job_launch; }
   double overlap_slowdown() const override { return m_.overlap_slowdown; }
 

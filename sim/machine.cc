@@ -100,8 +100,9 @@ std::optional<Machine> machine_preset(std::string_view name) {
   // A replayed graph's dependent launches, timed with CUPTI (bench/ktrace) in the transformer's
   // data-parallel program on 4 x H200, 2026-11-28: a median gap of 0.45 us in the 4-rank job
   // against 0.11 us in the 1-rank program at the same per-rank batch, the same kernels' durations
-  // equal; 96 us more over a step's 263 launches.
-  m.job_launch = 0.36e-6;
+  // equal; 96 us more a step, over the 236 launches the simulator counts in that program (its
+  // cost table's): 0.41 us each.
+  m.job_launch = 0.41e-6;
   // 4 x H100 80GB HBM3, 2026-11-28: three runs gave 317-320 GB/s, phases of 8.9-16.1 us (the
   // middle one here), grouped all-reduces 0.9-2.4 us, and compute x1.97-1.98 beside a 256 MiB
   // all-reduce.

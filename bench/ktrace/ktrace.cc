@@ -19,12 +19,17 @@ std::mutex mu;
 void CUPTIAPI request(uint8_t** buffer, size_t* size, size_t* max_records) {
   *size = 4 << 20;
   *buffer = static_cast<uint8_t*>(std::aligned_alloc(8, *size));
+  if (!*buffer) *size = 0;  // CUPTI drops records rather than write into nothing
   *max_records = 0;
 }
 
 void CUPTIAPI done(CUcontext, uint32_t, uint8_t* buffer, size_t, size_t valid) {
   CUpti_Activity* rec = nullptr;
   std::lock_guard<std::mutex> lock(mu);
+  if (!out) {  // after finish(): the flush thread's late buffers
+    std::free(buffer);
+    return;
+  }
   while (cuptiActivityGetNextRecord(buffer, valid, &rec) == CUPTI_SUCCESS) {
     if (rec->kind == CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL || rec->kind == CUPTI_ACTIVITY_KIND_KERNEL) {
       auto* k = reinterpret_cast<CUpti_ActivityKernel10*>(rec);
@@ -60,6 +65,8 @@ void finish() {
 extern "C" int InitializeInjection(void) {
   const char* prefix = std::getenv("KTRACE_OUT");
   const char* rank = std::getenv("OMPI_COMM_WORLD_RANK");
+  if (!rank) rank = std::getenv("PMI_RANK");
+  if (!rank) rank = std::getenv("SLURM_PROCID");
   std::string path = std::string(prefix ? prefix : "/tmp/ktrace") + "." + (rank ? rank : "0") + ".csv";
   out = std::fopen(path.c_str(), "w");
   if (!out) return 0;

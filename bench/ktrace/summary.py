@@ -14,7 +14,9 @@ import sys
 
 def load(path):
     recs = []
-    for line in open(path):
+    with open(path) as f:
+        lines = f.readlines()
+    for line in lines:
         f = line.rstrip("\n").split(",", 9)
         if f[0] != "K":
             continue
@@ -75,6 +77,8 @@ def brief(paths):
 
 
 def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
     if sys.argv[1] == "--brief":
         brief(sys.argv[2:])
         return

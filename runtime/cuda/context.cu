@@ -3,6 +3,7 @@
 //
 // One stream per context runs every kernel in call order, so a freed block can be handed out again
 // at once: whatever used it was issued before whatever uses it next.
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -292,13 +293,18 @@ std::map<int, int> node_kinds(Context& ctx, cudaGraph_t graph) {
 /// FFRT_GRAPH_LOG=1: a line per recorded graph on stderr (its nodes by kind, edges, roots);
 /// FFRT_GRAPH_DOT=PREFIX also writes it as PREFIX.r<rank>.g<n>.dot (cudaGraphDebugDotPrint).
 void log_graph(Context& ctx, cudaGraph_t graph) {
-  static int count = 0;
+  static std::atomic<int> count{0};
   const int n = count++;
   const char* dot = std::getenv("FFRT_GRAPH_DOT");
+  if (dot && !*dot) dot = nullptr;
   if (!std::getenv("FFRT_GRAPH_LOG") && !dot) return;
   size_t edges = 0, roots = 0;
   FFRT_CUDA(&ctx, cudaGraphGetRootNodes(graph, nullptr, &roots));
+#if CUDART_VERSION >= 13000
   FFRT_CUDA(&ctx, cudaGraphGetEdges(graph, nullptr, nullptr, nullptr, &edges));
+#else
+  FFRT_CUDA(&ctx, cudaGraphGetEdges(graph, nullptr, nullptr, &edges));
+#endif
   static const char* names[] = {"kernel", "memcpy", "memset", "host", "graph", "empty", "wait_event", "event_record",
                                 "ext_signal", "ext_wait", "mem_alloc", "mem_free", "batch_memop", "conditional"};
   int nodes = 0;

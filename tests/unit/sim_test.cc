@@ -475,17 +475,13 @@ TEST(CostTable, VersionOneEntriesAreOneLaunchEach) {
 }
 
 // Each launch of a multi-rank step pays Machine::job_launch: measured launches for a kernel in the
-// table, one for every other instruction; a single rank pays nothing.
+// table, the analytical model's count for other kernels (a backward: one per gradient), one for
+// every other instruction; phases pay nothing, and a single rank pays nothing.
 TEST(Simulate, JobLaunchCostsEveryLaunchOfAMultiRankStep) {
   auto total = [](const CostedProgram& c, int rank) {
     double s = 0;
     for (const CostedProgram::Step& st : c.ranks[rank]) s += st.cost;
     return s;
-  };
-  auto computes = [](const Compiled& c, int rank) {
-    int n = 0;
-    for (const Instr& in : c.program.ranks[rank].step) n += in.kind != InstrKind::comm;
-    return n;
   };
   Machine off = *machine_preset("h100");
   off.job_launch = 0;
@@ -500,11 +496,21 @@ TEST(Simulate, JobLaunchCostsEveryLaunchOfAMultiRankStep) {
     MeasuredCostModel m_off(table, a_off), m_on(table, a_on);
     const CostedProgram base = cost_program(c.graph, c.program, m_off);
     const CostedProgram with = cost_program(c.graph, c.program, m_on);
-    // fc's forward launches 3 times, every other compute instruction once.
-    const double expected = ranks > 1 ? 2e-6 * (computes(c, 0) - 1 + 3) : 0.0;
+    // fc's forward launches 3 times (the table); its backward once per gradient it computes (the
+    // weight and the bias: x is an input, no gradient; the analytical count); every other compute
+    // instruction once.
+    const Instr& bwd = find(c, InstrKind::backward, "fc");
+    EXPECT_DOUBLE_EQ(m_on.launches(c.graph, c.program.ranks[0], fwd), 3);
+    EXPECT_DOUBLE_EQ(m_on.launches(c.graph, c.program.ranks[0], bwd), 2);
+    double launches = 0;
+    for (const Instr& in : c.program.ranks[0].step)
+      if (in.kind != InstrKind::comm) launches += m_on.launches(c.graph, c.program.ranks[0], in);
+    EXPECT_GE(launches, 5);
+    const double expected = ranks > 1 ? 2e-6 * launches : 0.0;
     EXPECT_NEAR(total(with, 0) - total(base, 0), expected, 1e-12) << ranks << " ranks";
+    EXPECT_EQ(with.phase_cost, base.phase_cost);  // phases pay nothing
   }
-  EXPECT_DOUBLE_EQ(machine_preset("h100")->job_launch, 0.36e-6);
+  EXPECT_DOUBLE_EQ(machine_preset("h100")->job_launch, 0.41e-6);
   EXPECT_DOUBLE_EQ(Machine{}.job_launch, 0);
   EXPECT_DOUBLE_EQ(parse_machine("job_launch_us = 0\n", "m.txt").job_launch, 0);
 }

@@ -7,7 +7,7 @@
 // gives each operand a dense buffer of its box filled with synthetic data (ids and labels in
 // range), runs the kernel a few times to warm up, then times repetitions between marks on the
 // backend's stream (ffrt::mark: cuda events, or the host clock) and writes the median per call in
-// the format of ffc's sim/cost_table.h (`ffc-costs 1`, then `CARD MATH MICROSECONDS KEY` lines).
+// the format of ffc's sim/cost_table.h (`ffc-costs 2`, then `CARD MATH MICROSECONDS LAUNCHES KEY` lines).
 #pragma once
 
 #include <cstdint>
