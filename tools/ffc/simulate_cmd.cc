@@ -155,6 +155,19 @@ int cmd_simulate(const SimulateFlags& f) {
                        t.exposed * 1e3, t.idle * 1e3, size_str(t.memory()), size_str(t.persistent_bytes), size_str(t.arena_bytes));
   }
   out += fmt::format("throughput: {:.1f} samples/s\n", static_cast<double>(f.batch) / sim.iteration);
+  // What the job's launch term adds (Machine::job_launch), on the rank that launches the most.
+  if (c.program.ranks.size() > 1 && cost.job_launch() > 0) {
+    double most = -1;
+    size_t at = 0;
+    for (size_t r = 0; r < c.program.ranks.size(); ++r) {
+      double n = 0;
+      for (const Instr& in : c.program.ranks[r].step)
+        if (in.kind != InstrKind::comm) n += cost.launches(c.graph, c.program.ranks[r], in);
+      if (n > most) most = n, at = r;
+    }
+    out += fmt::format("launches: {:g} a step on rank {}, {:.3f} ms more in a job at {:.2f} us each\n", most, at,
+                       most * cost.job_launch() * 1e3, cost.job_launch() * 1e6);
+  }
   if (!f.trace.empty()) {
     std::ofstream tf(f.trace, std::ios::binary);
     if (!tf) user_error(SourceLoc{f.trace}, "cannot write the trace");
