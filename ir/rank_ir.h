@@ -79,6 +79,11 @@ enum class InstrKind {
 };
 
 const char* instr_kind_name(InstrKind k);
+/// An op part's kernel (forward, forward_stats, backward_stats, backward): what a cost table keys.
+constexpr bool is_kernel(InstrKind k) {
+  return k == InstrKind::forward || k == InstrKind::forward_stats || k == InstrKind::backward_stats ||
+         k == InstrKind::backward;
+}
 
 enum class CommKind {
   send,            ///< `src` (packed) to `peer`

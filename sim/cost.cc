@@ -48,13 +48,7 @@ double ring_gather_time(double bytes, int n, double bandwidth, double latency) {
 }
 
 double AnalyticalCostModel::launches(const Graph& g, const RankProgram& r, const Instr& in) const {
-  switch (in.kind) {
-    case InstrKind::forward:
-    case InstrKind::forward_stats:
-    case InstrKind::backward_stats:
-    case InstrKind::backward: return kernel_work(g, r, in).launches;
-    default: return CostModel::launches(g, r, in);
-  }
+  return is_kernel(in.kind) ? kernel_work(g, r, in).launches : CostModel::launches(g, r, in);
 }
 
 double AnalyticalCostModel::kernel(const Graph& g, const RankProgram& r, const Instr& in) const {

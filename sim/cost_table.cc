@@ -122,14 +122,16 @@ CostTable CostTable::parse(std::string_view text, const std::string& file) {
       user_error(loc, "expected `CARD MATH MICROSECONDS {}KERNEL`", version >= 2 ? "LAUNCHES " : "");
     std::optional<Math> math = parse_math(math_s);
     if (!math) user_error(loc, "math must be fp32 or tf32, got '{}'", math_s);
-    double us = 0;
-    auto [p, ec] = std::from_chars(us_s.data(), us_s.data() + us_s.size(), us);
-    if (ec != std::errc() || p != us_s.data() + us_s.size() || !(us >= 0) || us > 1e12)
-      user_error(loc, "'{}' is not a time in microseconds", us_s);
-    double launches = 1;
-    auto [lp, lec] = std::from_chars(launches_s.data(), launches_s.data() + launches_s.size(), launches);
-    if (lec != std::errc() || lp != launches_s.data() + launches_s.size() || !(launches >= 0) || launches > 1e6)
-      user_error(loc, "'{}' is not a number of launches", launches_s);
+    // A whole token as a number in [0, max], or an error saying what it should have been.
+    auto number = [&](std::string_view text, double max, const char* what) {
+      double v = 0;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+      if (ec != std::errc() || end != text.data() + text.size() || !(v >= 0) || v > max)
+        user_error(loc, "'{}' is not {}", text, what);
+      return v;
+    };
+    const double us = number(us_s, 1e12, "a time in microseconds");
+    const double launches = number(launches_s, 1e6, "a number of launches");
     t.set(std::string(card), *math, std::string(key), us * 1e-6, launches);
   }
   if (!header) user_error(SourceLoc{file}, "empty cost table: expected `ffc-costs {}` first", kVersion);
@@ -151,8 +153,7 @@ double MeasuredCostModel::kernel(const Graph& g, const RankProgram& r, const Ins
 }
 
 double MeasuredCostModel::launches(const Graph& g, const RankProgram& r, const Instr& in) const {
-  if (in.kind == InstrKind::forward || in.kind == InstrKind::forward_stats || in.kind == InstrKind::backward_stats ||
-      in.kind == InstrKind::backward)
+  if (is_kernel(in.kind))
     if (const CostTable::Entry* e = table_.find(fallback_.machine().card, fallback_.math(), kernel_key(g, r, in)))
       return e->launches;
   return fallback_.launches(g, r, in);

@@ -133,8 +133,7 @@ bool is_contiguous(const RankProgram& r, const Operand& o) {
 }
 
 KernelWork kernel_work(const Graph& g, const RankProgram& r, const Instr& in) {
-  FFC_CHECK(in.kind == InstrKind::forward || in.kind == InstrKind::forward_stats ||
-            in.kind == InstrKind::backward_stats || in.kind == InstrKind::backward);
+  FFC_CHECK(is_kernel(in.kind));
   const Op& op = g.ops.at(in.op);
   KernelWork w;
   w.flops = kFlops[static_cast<int>(op.kind)](op, in);

@@ -409,8 +409,8 @@ TEST(Machine, ErrorsNameFileAndLine) {
   EXPECT_EQ(parse("grouped_collective_us = some\n"), "m.txt:1: error: 'grouped_collective_us' takes a number, got 'some'");
 }
 
-// A file without `base` starts from the h100 preset (its measured links and terms); `ring` and 0
-// and 1 turn the grouped cost, the phase cost and the slowdown off.
+// A file without `base` starts from the h100 preset (its measured links and terms); `ring`, 0, 1
+// and 0 turn the grouped cost, the phase cost, the slowdown and the job's launch cost off.
 TEST(Machine, FileStartsFromTheH100PresetAndTurnsTermsOff) {
   const Machine h100 = *machine_preset("h100");
   const Machine m = parse_machine("name = mine\n", "m.txt");
@@ -419,13 +419,16 @@ TEST(Machine, FileStartsFromTheH100PresetAndTurnsTermsOff) {
   EXPECT_DOUBLE_EQ(m.phase_latency, h100.phase_latency);
   EXPECT_DOUBLE_EQ(m.grouped_collective, h100.grouped_collective);
   EXPECT_DOUBLE_EQ(m.overlap_slowdown, h100.overlap_slowdown);
+  EXPECT_DOUBLE_EQ(m.job_launch, h100.job_launch);
   EXPECT_GT(h100.overlap_slowdown, 1);
   EXPECT_GT(h100.phase_latency, 0);
   EXPECT_GE(h100.grouped_collective, 0);
-  const Machine bare = parse_machine("grouped_collective_us = ring\nphase_latency_us = 0\noverlap_slowdown = 1\n", "m.txt");
+  const Machine bare = parse_machine(
+      "grouped_collective_us = ring\nphase_latency_us = 0\noverlap_slowdown = 1\njob_launch_us = 0\n", "m.txt");
   EXPECT_LT(bare.grouped_collective, 0);
   EXPECT_DOUBLE_EQ(bare.phase_latency, 0);
   EXPECT_DOUBLE_EQ(bare.overlap_slowdown, 1);
+  EXPECT_DOUBLE_EQ(bare.job_launch, 0);
 }
 
 TEST(CostTable, RoundTripMergeAndLookup) {

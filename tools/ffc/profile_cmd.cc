@@ -39,11 +39,6 @@ void add_profile_flags(CLI::App* cmd, ProfileFlags& f) {
 
 namespace {
 
-bool is_kernel(InstrKind k) {
-  return k == InstrKind::forward || k == InstrKind::forward_stats || k == InstrKind::backward_stats ||
-         k == InstrKind::backward;
-}
-
 /// The distinct kernels of compiled programs, by cost-table key; the first instruction of a key
 /// stands for all.
 class KernelCollector {

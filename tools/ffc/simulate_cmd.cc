@@ -134,8 +134,7 @@ int cmd_simulate(const SimulateFlags& f) {
     int64_t kernels = 0, hits = 0;
     for (const RankProgram& r : c.program.ranks)
       for (const Instr& in : r.step)
-        if (in.kind == InstrKind::forward || in.kind == InstrKind::forward_stats ||
-            in.kind == InstrKind::backward_stats || in.kind == InstrKind::backward) {
+        if (is_kernel(in.kind)) {
           ++kernels;
           hits += measured->measured(c.graph, r, in);
         }
