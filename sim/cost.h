@@ -55,9 +55,6 @@ class CostModel {
   /// How many times slower compute runs while its rank's communication is in flight
   /// (Machine::overlap_slowdown); 1 without a machine.
   virtual double overlap_slowdown() const { return 1; }
-  /// s each wait between a rank's compute and a phase costs (Machine::phase_wait); 0 without a
-  /// machine.
-  virtual double phase_wait() const { return 0; }
 };
 
 /// Ring all-reduce of `bytes` over `n` ranks: 2(n-1)/n · bytes / bandwidth + 2(n-1) · latency.
@@ -79,7 +76,6 @@ class AnalyticalCostModel : public CostModel {
   double launches(const Graph& g, const RankProgram& r, const Instr& in) const override;
   double job_launch() const override { return m_.job_launch; }
   double overlap_slowdown() const override { return m_.overlap_slowdown; }
-  double phase_wait() const override { return m_.phase_wait; }
 
   /// A point-to-point transfer of `bytes` between two ranks: latency + bytes / bandwidth of the
   /// link between their nodes.

@@ -61,7 +61,6 @@ class MeasuredCostModel : public CostModel {
   double launches(const Graph& g, const RankProgram& r, const Instr& in) const override;
   double job_launch() const override { return fallback_.job_launch(); }
   double overlap_slowdown() const override { return fallback_.overlap_slowdown(); }
-  double phase_wait() const override { return fallback_.phase_wait(); }
   double move(const RankProgram& r, const Instr& in) const override { return fallback_.move(r, in); }
   double update(const RankProgram& r, const Instr& in) const override { return fallback_.update(r, in); }
   double phase(const Program& p, std::span<const PhaseMember> members) const override {

@@ -41,7 +41,6 @@ const std::vector<NumberKey>& number_keys() {
       {"phase_latency_us", &Machine::phase_latency, 1e-6, true},
       {"overlap_slowdown", &Machine::overlap_slowdown, 1, false},
       {"job_launch_us", &Machine::job_launch, 1e-6, true},
-      {"phase_wait_us", &Machine::phase_wait, 1e-6, true},
   };
   return keys;
 }
@@ -72,8 +71,7 @@ std::string Machine::describe() const {
          (grouped_collective >= 0 ? fmt::format(", {:.1f} us a grouped collective", grouped_collective * 1e6) : "") +
          (phase_latency >= 0 ? fmt::format(", {:.1f} us a phase", phase_latency * 1e6) : "") +
          (overlap_slowdown != 1 ? fmt::format(", compute x{:.2f} beside communication", overlap_slowdown) : "") +
-         (job_launch > 0 ? fmt::format(", {:.2f} us more a launch in a job", job_launch * 1e6) : "") +
-         (phase_wait > 0 ? fmt::format(", {:.1f} us a wait between compute and a phase", phase_wait * 1e6) : "");
+         (job_launch > 0 ? fmt::format(", {:.2f} us more a launch in a job", job_launch * 1e6) : "");
 }
 
 // The presets' links are ffrt_comm_profile_cuda's on this project's 4-GPU hosts (bench/RESULTS.md,

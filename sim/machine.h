@@ -45,12 +45,6 @@ struct Machine {
   /// alone (ffc profile), and in a multi-rank job the gap between dependent launches of a
   /// replayed graph is longer (docs/simulator.md). 0: none.
   double job_launch = 0;
-  /// s each wait between a rank's compute and communication streams costs: a phase that waits
-  /// for the kernels before it starts this much after the last one ends, and a kernel that waits
-  /// for a phase starts this much after it ends (in a replayed graph, an edge between the two
-  /// streams and the NCCL kernel's own start, which phases issued back to back hide from each
-  /// other). 0: none.
-  double phase_wait = 0;
 
   /// The node that rank `rank` runs on.
   int node_of(int rank) const { return rank / gpus_per_node; }

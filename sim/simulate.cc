@@ -19,7 +19,6 @@ CostedProgram cost_program(const Graph& g, const Program& p, const CostModel& co
   // In a job of several ranks each launch pays Machine::job_launch more than measured alone.
   const double job_launch = n > 1 ? cost.job_launch() : 0.0;
   c.overlap_slowdown = cost.overlap_slowdown();
-  c.phase_wait = cost.phase_wait();
   for (int r = 0; r < n; ++r) {
     const RankProgram& rp = p.ranks[r];
     c.ranks[r].resize(rp.step.size());
@@ -47,12 +46,6 @@ Simulation simulate(const CostedProgram& c, const SimOptions& opts) {
   std::vector<size_t> pos(n, 0);
   std::vector<double> clock(n, 0.0);     // the compute stream
   std::vector<double> comm_free(n, 0.0);  // the communication stream
-  // A wait between the streams costs c.phase_wait: a phase starts that long after the compute
-  // before it (its last instruction's end), and compute that waited for a phase resumes that long
-  // after the phase's end (resume). A phase right after a phase waits for no compute.
-  const double wait = std::max(0.0, c.phase_wait);
-  std::vector<double> last_compute(n, -1.0);  // < 0: no compute yet
-  std::vector<double> resume(n, 0.0);
   // Per rank, its phases' intervals on the communication stream, in order; those that ended
   // before the compute stream's clock are dropped as it passes them.
   std::vector<std::vector<std::pair<double, double>>> busy(n);
@@ -95,7 +88,6 @@ Simulation simulate(const CostedProgram& c, const SimOptions& opts) {
         s.ranks[r].exposed += p[k].second - clock[r];
         clock[r] = p[k].second;
       }
-      resume[r] = std::max(resume[r], p[k].second + wait);
       p.erase(p.begin() + static_cast<std::ptrdiff_t>(k));
     }
   };
@@ -107,15 +99,10 @@ Simulation simulate(const CostedProgram& c, const SimOptions& opts) {
     for (;; ++i) {
       finish(r, i);
       if (i == steps.size() || steps[i].phase >= 0) break;
-      if (resume[r] > clock[r]) {
-        s.ranks[r].exposed += resume[r] - clock[r];
-        clock[r] = resume[r];
-      }
       const double end = compute_end(r, clock[r], steps[i].cost);
       if (opts.trace) s.events.push_back({r, 0, clock[r], end - clock[r], {}});
       s.ranks[r].compute += end - clock[r];
       clock[r] = end;
-      last_compute[r] = end;
     }
     return i;
   };
@@ -124,27 +111,23 @@ Simulation simulate(const CostedProgram& c, const SimOptions& opts) {
     if (members.empty()) continue;
     // The communication stream takes the phase after the kernels before it and the phases before
     // it; it starts once every member is there.
-    // (A rank's clock is past its last compute only where it waited for earlier phases, which
-    // its communication stream had finished.)
-    auto ready = [&](int r) { return std::max(last_compute[r] < 0 ? 0.0 : last_compute[r] + wait, comm_free[r]); };
     double start = 0;
     for (int r : members) {
       const size_t i = advance(r);
       FFC_CHECK(i < c.ranks[r].size() && c.ranks[r][i].phase == static_cast<int>(ph));
-      start = std::max(start, ready(r));
+      start = std::max(start, std::max(clock[r], comm_free[r]));
     }
     const double t = c.phase_cost[ph];
     for (int r : members) {
       RankTimes& rt = s.ranks[r];
       const CostedProgram::Step& step = c.ranks[r][pos[r]];
-      if (opts.trace) s.events.push_back({r, 1, start, t, {}, start - ready(r)});
+      if (opts.trace) s.events.push_back({r, 1, start, t, {}, start - std::max(clock[r], comm_free[r])});
       rt.comm += t;
       comm_free[r] = start + t;
       if (t > 0) busy[r].push_back({start, start + t});
       if (step.finish < 0) {  // at once: the compute stream waits for it
         rt.exposed += start + t - clock[r];
         clock[r] = start + t;
-        resume[r] = std::max(resume[r], start + t + wait);
       } else {
         pending[r].push_back({static_cast<size_t>(step.finish), start + t});
       }

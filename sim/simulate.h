@@ -74,9 +74,6 @@ struct CostedProgram {
   /// The cost model's CostModel::overlap_slowdown: compute runs this many times slower while its
   /// rank's communication stream is busy.
   double overlap_slowdown = 1;
-  /// The cost model's CostModel::phase_wait: s between a phase and the compute on either side of
-  /// it that it waits for or that waits for it.
-  double phase_wait = 0;
 };
 
 /// Costs every instruction and phase of `p` with `cost`.

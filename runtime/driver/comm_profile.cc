@@ -10,9 +10,8 @@
 // per ring step (a line through (steps, intercept): phase_latency_us and intra_node_latency_us).
 // A phase of 8 small all-reduces against a lone one gives what each collective after the first of
 // a phase adds (grouped_collective_us); GEMMs timed alone and beside the largest all-reduce, how
-// much slower compute runs while a phase is in flight (overlap_slowdown); GEMMs with a small phase
-// between each two, in one CUDA graph, what a wait between compute and a phase costs beyond the
-// phase (phase_wait_us).
+// much slower compute runs while a phase is in flight (overlap_slowdown). The cuda backend times
+// phases as a program run with --cuda-graph has them: in a recorded graph, each after a kernel.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -20,6 +19,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -43,18 +43,20 @@ constexpr const char* kUsage = R"(usage: mpirun -np N %s [flags]     (N >= 2, on
 
 Times libffrt's phases (%s backend) between the ranks of one node: an all-reduce over every rank, an
 all-reduce over ranks 0 and 1, a transfer from rank 0 to rank 1, over sizes from 4 KiB up by factors
-of 4, a phase of 8 all-reduces of 4 KiB, GEMMs alone and beside the largest all-reduce, and GEMMs
-with a small phase between each two (recorded as a CUDA graph, as --cuda-graph runs a program). Fits
-the simulator's formulas to the medians (latency L and bandwidth B of each kind) and prints them;
---out writes a machine file for ffc simulate --machine: the all-ranks fit's bandwidth as the
-intra-node link's, what a phase pays once and a ring step's latency (a line through the kinds'
-intercepts against their steps), what a grouped all-reduce adds, how much slower compute runs
-beside a phase in flight, and what a wait between compute and a phase costs.
+of 4, a phase of 8 all-reduces of 4 KiB, and GEMMs alone and beside the largest all-reduce. The cuda
+backend times phases in CUDA graphs, each after a kernel, as a program run with --cuda-graph has
+them. Fits the simulator's formulas to the medians (latency L and bandwidth B of each kind) and
+prints them; --out writes a machine file for ffc simulate --machine: the all-ranks fit's bandwidth
+as the intra-node link's, what a phase pays once and a ring step's latency (a line through the
+kinds' intercepts against their steps), what a grouped all-reduce adds, and how much slower compute
+runs beside a phase in flight.
   --out FILE      the machine file to write
   --base NAME     the preset it starts from: h100 or h200 (default h100)
   --max-mib M     the largest size, in MiB (default 256; the largest 4 KiB x 4^k not above it)
   --reps R        timed repetitions per size (default 20); the median counts
   --warmup W      untimed repetitions first (default 3: NCCL connects on the first)
+  --eager         cuda: time phases issued eagerly, back to back (a program run without
+                  --cuda-graph), not in graphs
   --threads N     cpu backend worker threads (default: all cores)
   -h, --help      this text
 )";
@@ -70,7 +72,7 @@ struct Options {
   std::string out, base = "h100";
   int64_t max_mib = 256;
   int reps = 20, warmup = 3, threads = 0;
-  bool help = false;
+  bool eager = false, help = false;
 };
 
 /// `text` as a whole number (all of it), or a SharedError naming the flag.
@@ -105,6 +107,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--reps") o.reps = small();
     else if (a == "--warmup") o.warmup = small();
     else if (a == "--threads") o.threads = small();
+    else if (a == "--eager") o.eager = true;
     else throw SharedError("unknown flag " + a + " (--help lists them)");
   }
   if (o.base != "h100" && o.base != "h200") throw SharedError("--base takes h100 or h200, not " + o.base);
@@ -154,30 +157,73 @@ void barrier(Comm& comm, Context& ctx, const View& one) {
   ffrt::synchronize(ctx);
 }
 
-/// Phases issued back to back per repetition: a program issues its phases on the communication
-/// stream without waiting for each (cuda), so what one costs there is the device's time per phase
-/// in such a run, not the host's round trip (a launch and a synchronization) around a lone one.
+/// Phases per repetition. A program issues its phases on the communication stream without waiting
+/// for each, so what one costs there is the device's time per phase in such a run, not the host's
+/// round trip (a launch and a synchronization) around a lone one.
 constexpr int kPhasesPerRep = 10;
 
-/// One repetition on this rank: microseconds per phase, from leaving the barrier until the results
-/// of kPhasesPerRep phases issued back to back are there (the host waits for the device); 0 on
-/// ranks that take no part. The phases are built inside the timed interval: the MPI backend packs
-/// and posts its transfers as they are added.
+/// This rank's phase of series `s` over `buf` (nothing on ranks that take no part).
+void issue_phase(Comm& comm, Context& ctx, const Series& s, const View& buf) {
+  if (!s.member(comm.rank())) return;
+  Comm::Phase p(comm, ctx);
+  if (s.group >= 0) {
+    const int64_t n = buf.size[0] / s.count;
+    for (int k = 0; k < s.count; ++k) p.all_reduce(ffrt::whole_view(buf.f32() + k * n, ffrt::DType::f32, {n}), s.group);
+  } else if (comm.rank() == 0) p.send(buf, 1);
+  else p.recv(buf, 0);
+  p.run();
+}
+
+/// One eager repetition on this rank (the cpu backend's timing, and the warm-up that connects):
+/// microseconds per phase, from leaving the barrier until the results of kPhasesPerRep phases
+/// issued back to back are there (the host waits for the device); 0 on ranks that take no part.
+/// The phases are built inside the timed interval: the MPI backend packs and posts its transfers
+/// as they are added.
 double time_once(Comm& comm, Context& ctx, const Series& s, const View& buf, const View& one) {
   barrier(comm, ctx, one);
   if (!s.member(comm.rank())) return 0;
   const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < kPhasesPerRep; ++i) {
-    Comm::Phase p(comm, ctx);
-    if (s.group >= 0) {
-      const int64_t n = buf.size[0] / s.count;
-      for (int k = 0; k < s.count; ++k) p.all_reduce(ffrt::whole_view(buf.f32() + k * n, ffrt::DType::f32, {n}), s.group);
-    } else if (comm.rank() == 0) p.send(buf, 1);
-    else p.recv(buf, 0);
-    p.run();
-  }
+  for (int i = 0; i < kPhasesPerRep; ++i) issue_phase(comm, ctx, s, buf);
   ffrt::synchronize(ctx);
   return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / kPhasesPerRep;
+}
+
+/// The cuda backend times phases as a program run with --cuda-graph has them: recorded in a graph,
+/// each after a kernel (programs issue a phase after the kernels that made its operands, and the
+/// next kernels wait for it). Eagerly, the host's NCCL launch (~15 us a phase on H200s) would be
+/// the time; in a graph it is gone, and the waits between the kernel and NCCL's are in.
+struct GraphTiming {
+  View scratch;  ///< what the kernel between phases writes
+  double kernels_us = 0;  ///< kPhasesPerRep of those kernels alone, recorded likewise (this rank's median)
+
+  void kernel(Context& ctx) const { ffrt::fill(ctx, scratch, 1.f); }
+};
+
+/// The device's time of one replay of `graph`, launched while the replay before it runs (the
+/// host's launch is not in it), after a barrier.
+double time_replay(Comm& comm, Context& ctx, const ffrt::Graph& graph, const View& one) {
+  barrier(comm, ctx, one);
+  ffrt::replay(ctx, graph);
+  const int m0 = ffrt::mark(ctx);
+  ffrt::replay(ctx, graph);
+  const int m1 = ffrt::mark(ctx);
+  comm.track(ctx, "a replay of ffrt_comm_profile's graph");
+  ffrt::synchronize(ctx);
+  const std::vector<double> t = ffrt::mark_times(ctx);
+  return t.at(static_cast<size_t>(m1)) - t.at(static_cast<size_t>(m0));
+}
+
+/// kPhasesPerRep phases of `s` (none: kernels only), each after GraphTiming's kernel, recorded.
+std::shared_ptr<ffrt::Graph> record(Comm& comm, Context& ctx, const GraphTiming& g, const Series* s, const View& buf) {
+  comm.set_capturing(true);
+  ffrt::begin_capture(ctx);
+  for (int i = 0; i < kPhasesPerRep; ++i) {
+    g.kernel(ctx);
+    if (s) issue_phase(comm, ctx, *s, buf);
+  }
+  std::shared_ptr<ffrt::Graph> graph = ffrt::end_capture(ctx);
+  comm.set_capturing(false);
+  return graph;
 }
 
 double median(std::vector<double> v) {
@@ -207,11 +253,25 @@ double slowest_median(Comm& comm, const std::vector<int>& members, const std::ve
 }
 
 /// Every rank times `reps` repetitions; rank 0 gets the median over them of the slowest member's
-/// time (a phase lasts until its last member has its results, as the simulator counts it).
-double measure(Comm& comm, Context& ctx, const Options& o, const Series& s, const View& buf, const View& one) {
+/// time (a phase lasts until its last member has its results, as the simulator counts it). With
+/// `graphs`, a repetition is a replay of kPhasesPerRep phases each after a kernel, less the kernels'
+/// own time, per phase; otherwise an eager time_once. The warm-up runs eagerly either way (NCCL
+/// connects peers on a first transfer, which a graph cannot record).
+double measure(Comm& comm, Context& ctx, const Options& o, const Series& s, const View& buf, const View& one,
+               const GraphTiming* graphs) {
   for (int i = 0; i < o.warmup; ++i) time_once(comm, ctx, s, buf, one);
   std::vector<double> times;
-  for (int i = 0; i < o.reps; ++i) times.push_back(time_once(comm, ctx, s, buf, one));
+  if (graphs && s.member(comm.rank())) {
+    const std::shared_ptr<ffrt::Graph> graph = record(comm, ctx, *graphs, &s, buf);
+    (void)time_replay(comm, ctx, *graph, one);  // its first replay uploads it
+    for (int i = 0; i < o.reps; ++i)
+      times.push_back((time_replay(comm, ctx, *graph, one) - graphs->kernels_us) / kPhasesPerRep);
+  } else if (graphs) {
+    for (int i = 0; i < o.reps + 1; ++i) barrier(comm, ctx, one);  // the members' barriers
+    times.assign(static_cast<size_t>(o.reps), 0.0);
+  } else {
+    for (int i = 0; i < o.reps; ++i) times.push_back(time_once(comm, ctx, s, buf, one));
+  }
   return slowest_median(comm, s.members, times);
 }
 
@@ -406,108 +466,21 @@ Overlap measure_overlap(Comm& comm, Context& ctx, const Options& o, const View& 
   return r;
 }
 
-/// Phases between kernels, as a program run with --cuda-graph has them: what a wait between a
-/// rank's compute stream and its communication stream costs beyond the phase's own time (the
-/// machine's phase_wait_us). Three sequences of kSegments, each recorded as one graph (cuda; the
-/// cpu backend issues them as they are) and timed on every rank from the end of one run to the end
-/// of the next: GEMMs alone (A); the same GEMMs, each followed by a phase of one 4 KiB all-reduce
-/// over every rank that the next GEMM waits for (B), as a program's resharding between two
-/// operators; the phases alone, back to back (C). Rank 0 takes the slowest rank's median of each.
-/// A phase between kernels costs (B - A) / kSegments; the simulator prices the phase itself from
-/// the fits (`priced_us`) and adds a wait on each side of it: wait = ((B - A) / kSegments - priced) / 2,
-/// at least 0.
-struct PhaseWait {
-  int64_t n = 0;        ///< the GEMMs' extent
-  bool graphs = false;  ///< recorded as graphs
-  double compute_us = 0, between_us = 0, back_to_back_us = 0;  ///< A, B and C
-  double per_phase_us = 0;  ///< (B - A) / kSegments
-  double priced_us = 0;     ///< the simulator's price of the phase alone, from the fits
-  double wait_us = 0;
-};
-
-constexpr int kSegments = 20;
-
-/// Rank 0's times of the three sequences (A, B, C in PhaseWait); the other ranks' are 0. `small`
-/// is 4 KiB.
-PhaseWait measure_phase_wait(Comm& comm, Context& ctx, const Options& o, const View& small, const View& one) {
-  PhaseWait r;
-  r.graphs = ffrt::graphs_supported();
-  r.n = std::string(ffrt::backend_name()) == "cpu" ? 64 : 512;
-  const size_t bytes = static_cast<size_t>(r.n * r.n) * 4;
-  auto x_mem = ffrt::allocate(ctx, bytes), w_mem = ffrt::allocate(ctx, bytes), y_mem = ffrt::allocate(ctx, bytes);
-  const View x = ffrt::whole_view(x_mem.get(), ffrt::DType::f32, {r.n, r.n});
-  const View w = ffrt::whole_view(w_mem.get(), ffrt::DType::f32, {r.n, r.n});
-  const View y = ffrt::whole_view(y_mem.get(), ffrt::DType::f32, {r.n, r.n});
-  ffrt::fill(ctx, x, 0.5f);
-  ffrt::fill(ctx, w, 0.25f);
-  std::vector<int> all(static_cast<size_t>(comm.size()));
-  for (int k = 0; k < comm.size(); ++k) all[static_cast<size_t>(k)] = k;
-  auto issue = [&](bool gemms, bool phases) {
-    for (int i = 0; i < kSegments; ++i) {
-      if (gemms) ffrt::linear_forward(ctx, ffrt::Act::none, x, w, nullptr, y);
-      if (phases) {
-        Comm::Phase p(comm, ctx);
-        p.all_reduce(small, 0);
-        p.run();
-      }
-    }
-  };
-  auto time_sequence = [&](bool gemms, bool phases) {
-    issue(gemms, phases);  // eagerly first: the caches then hold what recording needs
-    ffrt::synchronize(ctx);
-    std::shared_ptr<ffrt::Graph> graph;
-    if (r.graphs) {
-      comm.set_capturing(true);
-      ffrt::begin_capture(ctx);
-      issue(gemms, phases);
-      graph = ffrt::end_capture(ctx);
-      comm.set_capturing(false);
-    }
-    auto once = [&] {
-      if (graph) ffrt::replay(ctx, *graph);
-      else issue(gemms, phases);
-    };
-    std::vector<double> times;
-    for (int i = 0; i < o.warmup + o.reps; ++i) {
-      barrier(comm, ctx, one);
-      // The timed run is launched while the one before it runs: the host's launch is not in it.
-      once();
-      const int m0 = ffrt::mark(ctx);
-      once();
-      const int m1 = ffrt::mark(ctx);
-      if (graph) comm.track(ctx, "a replay of the graph of GEMMs and phases");
-      ffrt::synchronize(ctx);
-      const std::vector<double> t = ffrt::mark_times(ctx);
-      if (i >= o.warmup) times.push_back(t.at(static_cast<size_t>(m1)) - t.at(static_cast<size_t>(m0)));
-    }
-    return slowest_median(comm, all, times);
-  };
-  r.compute_us = time_sequence(true, false);
-  r.between_us = time_sequence(true, true);
-  r.back_to_back_us = time_sequence(false, true);
-  return r;
-}
-
-/// The simulator's price of a phase of one all-reduce of `bytes` over every rank (sim/cost.cc:
-/// what a phase pays once, the ring's steps and bytes), from the fits.
-double priced_all_reduce_us(const std::vector<Series>& series, int64_t bytes) {
-  const Series& s = series.front();
-  const PhaseFit phase = fit_phase(series);
-  const double latency = phase.ok ? phase.phase_us + s.steps * phase.step_us : s.steps * s.latency_us;
-  return latency + s.x(bytes) / (s.bandwidth_gb_s * 1e3);
-}
-
 /// The machine file (docs/simulator.md, "Machines"): the base preset with the all-ranks
 /// all-reduce's bandwidth as the intra-node link's, the phase and ring-step latencies of
 /// fit_phase (or, without a usable line, the all-ranks fit's latency), the grouped cost, the
-/// overlap slowdown, the wait between compute and a phase; the fits and the medians as comments.
+/// overlap slowdown; the fits and the medians as comments.
 void write_machine(const Options& o, const std::string& device, int ranks, const std::vector<Series>& series,
-                   double grouped_us, const Overlap& overlap, const PhaseWait& wait) {
+                   double grouped_us, const Overlap& overlap, const GraphTiming* graphs) {
   const Series& main = series.front();
   std::ostringstream f;
   f << "# Measured by ffrt_comm_profile (" << ffrt::backend_name() << " backend) on " << ranks << " x " << device
     << ", " << today() << "\n";
-  f << "# median of " << o.reps << " repetitions after " << o.warmup << " warm-up; fits of t = steps * L + x / B:\n";
+  f << "# median of " << o.reps << " repetitions after " << o.warmup << " warm-up"
+    << (graphs ? ", " + std::to_string(kPhasesPerRep) + " phases each in a CUDA graph, each after a kernel (" +
+                     num(graphs->kernels_us) + " us for the kernels alone)"
+               : std::string(", ") + std::to_string(kPhasesPerRep) + " phases each issued back to back")
+    << "; fits of t = steps * L + x / B:\n";
   for (const Series& s : series) {
     f << "#   " << fit_line(s) << "\n";
     if (!s.clamped.empty()) f << "#     (" << s.clamped << ")\n";
@@ -527,11 +500,6 @@ void write_machine(const Options& o, const std::string& device, int ranks, const
   f << "# compute beside a phase: " << overlap.count << " GEMMs of " << overlap.n << " x " << overlap.n << " took "
     << num(overlap.alone_us) << " us alone, " << num(overlap.beside_us) << " us beside the largest all-reduce ("
     << num(overlap.phase_us) << " us)\n";
-  f << "# phases between kernels" << (wait.graphs ? " (one graph)" : "") << ": " << kSegments << " GEMMs of " << wait.n
-    << " x " << wait.n << " took " << num(wait.compute_us) << " us, " << num(wait.between_us)
-    << " us with a phase of a 4 KiB all-reduce after each; " << kSegments << " such phases back to back "
-    << num(wait.back_to_back_us) << " us; a phase between kernels " << num(wait.per_phase_us)
-    << " us, priced " << num(wait.priced_us) << " us\n";
   char values[320];
   std::snprintf(values, sizeof values,
                 "intra_node_bandwidth_gb_s = %.6g\nintra_node_latency_us = %.6g\ngrouped_collective_us = %.6g\n",
@@ -539,7 +507,6 @@ void write_machine(const Options& o, const std::string& device, int ranks, const
   f << "base = " << o.base << "\nname = measured\n" << values;
   if (phase.ok) f << "phase_latency_us = " << num(phase.phase_us) << "\n";
   f << "overlap_slowdown = " << num(overlap.slowdown) << "\n";
-  f << "phase_wait_us = " << num(wait.wait_us) << "\n";
   std::FILE* out = std::fopen(o.out.c_str(), "w");
   if (!out) throw ffrt::Error("cannot write " + o.out);
   const std::string text = f.str();
@@ -586,10 +553,30 @@ void run(Comm& comm, const Options& o) {
                 ffrt::backend_name(), o.reps, o.warmup, static_cast<long long>(max_bytes >> 20));
     std::fflush(stdout);
   }
+  // Graphs (cuda, unless --eager): the kernel before each phase, and those kernels' own time.
+  std::optional<GraphTiming> timing;
+  auto scratch_mem = ffrt::allocate(ctx, 256);
+  if (ffrt::graphs_supported() && !o.eager) {
+    timing.emplace();
+    timing->scratch = ffrt::whole_view(scratch_mem.get(), ffrt::DType::f32, {64});
+    timing->kernel(ctx);
+    ffrt::synchronize(ctx);
+    const std::shared_ptr<ffrt::Graph> kernels = record(comm, ctx, *timing, nullptr, one);
+    (void)time_replay(comm, ctx, *kernels, one);
+    std::vector<double> t;
+    for (int i = 0; i < o.reps; ++i) t.push_back(time_replay(comm, ctx, *kernels, one));
+    timing->kernels_us = median(t);
+    if (comm.rank() == 0) {
+      std::printf("phases timed in CUDA graphs of %d, each after a kernel (%.1f us for the kernels alone, rank 0)\n\n",
+                  kPhasesPerRep, timing->kernels_us);
+      std::fflush(stdout);
+    }
+  }
+  const GraphTiming* graphs = timing ? &*timing : nullptr;
   for (Series& s : series) {
     for (int64_t bytes = kMinBytes; bytes <= max_bytes; bytes *= 4) {
       const View buf = ffrt::whole_view(mem.get(), ffrt::DType::f32, {bytes / 4});
-      const double t = measure(comm, ctx, o, s, buf, one);
+      const double t = measure(comm, ctx, o, s, buf, one, graphs);
       s.bytes.push_back(bytes);
       s.median_us.push_back(t);
     }
@@ -603,7 +590,7 @@ void run(Comm& comm, const Options& o) {
   Series grouped = all_reduce_series("all_reduce_x8", all, 0);
   grouped.count = kGrouped;
   const double t_grouped = measure(comm, ctx, o, grouped,
-                                   ffrt::whole_view(mem.get(), ffrt::DType::f32, {kGrouped * kMinBytes / 4}), one);
+                                   ffrt::whole_view(mem.get(), ffrt::DType::f32, {kGrouped * kMinBytes / 4}), one, graphs);
   double grouped_us = 0;
   if (comm.rank() == 0) {
     const double lone = series.front().median_us.front();
@@ -625,21 +612,7 @@ void run(Comm& comm, const Options& o) {
                 overlap.slowdown);
     std::fflush(stdout);
   }
-  // Phases between kernels: a 4 KiB all-reduce over every rank after each GEMM.
-  PhaseWait wait = measure_phase_wait(comm, ctx, o, ffrt::whole_view(mem.get(), ffrt::DType::f32, {kMinBytes / 4}), one);
-  if (comm.rank() == 0) {
-    wait.per_phase_us = (wait.between_us - wait.compute_us) / kSegments;
-    wait.priced_us = priced_all_reduce_us(series, kMinBytes);
-    wait.wait_us = std::max(0.0, (wait.per_phase_us - wait.priced_us) / 2);
-    std::printf("phase wait: %d GEMMs of %lld x %lld%s: %.1f us alone, %.1f us with a phase of a 4 KiB all-reduce over "
-                "ranks %s after each, %.1f us those phases back to back: a phase between kernels %.2f us, priced "
-                "%.2f us: %.3g us a wait between compute and a phase\n",
-                kSegments, static_cast<long long>(wait.n), static_cast<long long>(wait.n),
-                wait.graphs ? " (one graph)" : "", wait.compute_us, wait.between_us, ranks_str(all).c_str(),
-                wait.back_to_back_us, wait.per_phase_us, wait.priced_us, wait.wait_us);
-    std::fflush(stdout);
-  }
-  if (comm.rank() == 0 && !o.out.empty()) write_machine(o, device, ranks, series, grouped_us, overlap, wait);
+  if (comm.rank() == 0 && !o.out.empty()) write_machine(o, device, ranks, series, grouped_us, overlap, graphs);
 }
 
 }  // namespace

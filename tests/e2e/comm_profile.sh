@@ -67,26 +67,9 @@ grep -Eq '^overlap: [0-9]+ GEMMs of 64 x 64: [0-9.]+ us alone, [0-9.]+ us beside
 slowdown=$(sed -n 's/^overlap_slowdown = //p' "$work/measured.machine")
 awk -v s="$slowdown" 'BEGIN { exit !(s != "" && s >= 1) }' || { echo "comm_profile: overlap_slowdown '$slowdown'" >&2; exit 1; }
 
-# Phases between kernels: GEMMs alone, with a small phase after each, and the phases alone; the
-# wait is half of what a phase between kernels costs beyond the simulator's price of it (the
-# file's fits), at least 0, printed and in the file.
-line=$(grep -E '^phase wait: 20 GEMMs of 64 x 64: [0-9.]+ us alone, [0-9.]+ us with a phase of a 4 KiB all-reduce over ranks 0,1 after each, [0-9.]+ us those phases back to back: a phase between kernels -?[0-9.]+ us, priced [0-9.]+ us: [0-9.e+-]+ us a wait between compute and a phase$' "$work/run.log") \
-  || { echo "comm_profile: no phase wait line" >&2; exit 1; }
-wait_us=$(sed -n 's/^phase_wait_us = //p' "$work/measured.machine")
-"${PYTHON:-python3}" - "$line" "$wait_us" "$work/measured.machine" <<'PY'
-import re, sys
-line, wait, machine = sys.argv[1], float(sys.argv[2]), open(sys.argv[3]).read()
-alone, between = map(float, re.search(r": ([\d.]+) us alone, ([\d.]+) us with", line).groups())
-per, priced = map(float, re.search(r"between kernels (-?[\d.]+) us, priced ([\d.]+) us", line).groups())
-assert abs(per - (between - alone) / 20) <= 0.01, (per, between, alone)
-# The price is the simulator's for a 4 KiB all-reduce over 2 ranks: a phase, 2 ring steps, the bytes.
-value = lambda key: float(re.search(rf"^{key} = (\S+)$", machine, re.M).group(1))
-phase = value("phase_latency_us") if re.search(r"^phase_latency_us", machine, re.M) else 0
-expect = phase + 2 * value("intra_node_latency_us") + 4096 / (value("intra_node_bandwidth_gb_s") * 1e3)
-assert abs(priced - expect) <= 0.01 + 1e-3 * expect, (priced, expect)
-assert abs(wait - max(0.0, (per - priced) / 2)) <= 0.01, (wait, per, priced)
-print(f"comm_profile: a phase between kernels {per} us against {priced} priced: {wait} us a wait")
-PY
+# The cpu backend has no graphs: its phases are timed as issued, back to back.
+grep -q '^# median of 3 repetitions after 1 warm-up, 10 phases each issued back to back; ' "$work/measured.machine" \
+  || { echo "comm_profile: the file does not say how phases were timed" >&2; exit 1; }
 
 # ffc simulate reads it, on the measured links.
 "$ffc" simulate "$model" -g 2 --machine "$work/measured.machine" | tee "$work/simulate.log"

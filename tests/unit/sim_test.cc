@@ -202,16 +202,15 @@ TEST(SimCost, SendsOfOneRankShareItsLink) {
 /// Costs for testing the simulator alone: a fill takes `value` seconds, every phase one second.
 class FixedCost : public CostModel {
  public:
-  explicit FixedCost(double slowdown = 1, double wait = 0) : slowdown_(slowdown), wait_(wait) {}
+  explicit FixedCost(double slowdown = 1) : slowdown_(slowdown) {}
   double overlap_slowdown() const override { return slowdown_; }
-  double phase_wait() const override { return wait_; }
   double kernel(const Graph&, const RankProgram&, const Instr&) const override { return 0; }
   double move(const RankProgram&, const Instr& in) const override { return in.value; }
   double update(const RankProgram&, const Instr&) const override { return 0; }
   double phase(const Program&, std::span<const PhaseMember>) const override { return 1; }
 
  private:
-  double slowdown_, wait_;
+  double slowdown_;
 };
 
 Instr fill(float seconds) {
@@ -323,60 +322,6 @@ TEST(Simulate, ComputeBesideAPhaseRunsSlower) {
   EXPECT_DOUBLE_EQ(MeasuredCostModel(none, analytical).overlap_slowdown(), 2);
 }
 
-// With the cost model's phase_wait (Machine::phase_wait), a phase starts that long after the
-// compute before it and compute that waits for it resumes that long after its end; a phase right
-// after a phase, and one that ended while compute went on, cost no wait.
-TEST(Simulate, WaitsBetweenComputeAndAPhaseCostPhaseWait) {
-  CommOp ar;
-  Program p = two_rank_program(ar);
-  p.ranks[0].step = {fill(3), comm_instr(0, {ar}), fill(1)};
-  p.ranks[1].step = {fill(1), comm_instr(0, {ar}), fill(0.5)};
-  Graph g;
-  SimOptions o;
-  o.trace = true;
-  Simulation s = simulate(cost_program(g, p, FixedCost{1, 0.25}), o);
-  // The phase starts at 3.25 (rank 0's compute ends at 3), ends at 4.25; compute resumes at 4.5.
-  EXPECT_DOUBLE_EQ(s.ranks[0].end, 5.5);
-  EXPECT_DOUBLE_EQ(s.ranks[1].end, 5);
-  EXPECT_DOUBLE_EQ(s.iteration, 5.5);
-  EXPECT_DOUBLE_EQ(s.ranks[0].exposed, 1.5);
-  EXPECT_DOUBLE_EQ(s.ranks[1].exposed, 3.5);
-  for (const RankTimes& r : s.ranks) EXPECT_DOUBLE_EQ(r.compute + r.exposed + r.idle, s.iteration);
-  std::vector<double> comm_starts;
-  for (const SimEvent& e : s.events)
-    if (e.stream == 1) comm_starts.push_back(e.start);
-  EXPECT_EQ(comm_starts, (std::vector<double>{3.25, 3.25}));
-  EXPECT_DOUBLE_EQ(simulate(cost_program(g, p, FixedCost{})).iteration, 5);  // without: as before
-
-  // Two phases back to back pay the waits once: before the first and after the second.
-  Program two = hand_program(2, 4);
-  two.groups = {{0, 1}};
-  two.phases.resize(2);
-  for (RankProgram& r : two.ranks) r.step = {fill(1), comm_instr(0, {ar}), comm_instr(1, {ar}), fill(1)};
-  EXPECT_DOUBLE_EQ(simulate(cost_program(g, two, FixedCost{1, 0.25})).iteration, 1 + 0.25 + 2 + 0.25 + 1);
-
-  // A phase that ended while the compute stream went on delays nothing after it.
-  for (RankProgram& r : p.ranks) {
-    r.step = {fill(1), comm_instr(0, {ar}), fill(2), fill(0.5)};
-    r.step[1].finish = 3;
-  }
-  EXPECT_DOUBLE_EQ(simulate(cost_program(g, p, FixedCost{1, 0.25})).iteration, 3.5);
-  // It ends at 2.25 + 0.25 after compute of 0.5 s: the last fill waits until 2.75 + 0.25.
-  for (RankProgram& r : p.ranks) r.step[2] = fill(0.5);
-  EXPECT_DOUBLE_EQ(simulate(cost_program(g, p, FixedCost{1, 0.25})).iteration, 1 + 0.25 + 1 + 0.25 + 0.5);
-
-  // The analytical and measured models take it from their machine; a file sets it.
-  Machine m;
-  EXPECT_DOUBLE_EQ(m.phase_wait, 0);
-  m.phase_wait = 3e-6;
-  const AnalyticalCostModel analytical(m, Math::fp32);
-  EXPECT_DOUBLE_EQ(analytical.phase_wait(), 3e-6);
-  const CostTable none;
-  EXPECT_DOUBLE_EQ(MeasuredCostModel(none, analytical).phase_wait(), 3e-6);
-  EXPECT_DOUBLE_EQ(parse_machine("phase_wait_us = 2.5\n", "m.txt").phase_wait, 2.5e-6);
-  EXPECT_DOUBLE_EQ(parse_machine("phase_wait_us = 0\n", "m.txt").phase_wait, 0);
-}
-
 const char* kMlp = R"(model mlp
 x = input() : f32[N,1024]
 h1 = linear(x, out_features=1024, activation=relu) : f32[N,1024]
@@ -451,7 +396,7 @@ TEST(Machine, ErrorsNameFileAndLine) {
                                                  "intra_node_bandwidth_gb_s, intra_node_latency_us, inter_node_bandwidth_gb_s, "
                                                  "inter_node_latency_us, gpu_memory_gib, fp32_tflop_s, tf32_tflop_s, "
                                                  "memory_bandwidth_gb_s, launch_us, grouped_collective_us, phase_latency_us, "
-                                                 "overlap_slowdown, job_launch_us, phase_wait_us)");
+                                                 "overlap_slowdown, job_launch_us)");
   EXPECT_EQ(parse("\n\nfp32_tflop_s = fast\n"), "m.txt:3: error: 'fp32_tflop_s' takes a number, got 'fast'");
   EXPECT_EQ(parse("gpu_memory_gib = 0\n"), "m.txt:1: error: 'gpu_memory_gib' must be positive, got 0");
   EXPECT_EQ(parse("nodes 2\n"), "m.txt:1: error: expected `key = value`, got 'nodes 2'");
@@ -462,7 +407,6 @@ TEST(Machine, ErrorsNameFileAndLine) {
   EXPECT_EQ(parse("overlap_slowdown = 0.9\n"), "m.txt:1: error: 'overlap_slowdown' must be 1 or more, got 0.9");
   EXPECT_EQ(parse("overlap_slowdown = 0\n"), "m.txt:1: error: 'overlap_slowdown' must be 1 or more, got 0");
   EXPECT_EQ(parse("grouped_collective_us = some\n"), "m.txt:1: error: 'grouped_collective_us' takes a number, got 'some'");
-  EXPECT_EQ(parse("phase_wait_us = -1\n"), "m.txt:1: error: 'phase_wait_us' must be zero or more, got -1");
 }
 
 // A file without `base` starts from the h100 preset (its measured links and terms); `ring`, 0, 1
