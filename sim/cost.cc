@@ -37,6 +37,33 @@ double CostModel::launches(const Graph&, const RankProgram&, const Instr& in) co
   return 1;
 }
 
+namespace {
+
+/// Where `inner` starts in `outer`'s elements (row-major) when it is one run of them; -1 otherwise.
+int64_t run_offset(const Box& outer, const Box& inner) {
+  if (inner.rank() != outer.rank()) return -1;
+  int64_t offset = 0, stride = 1, expect = 1;
+  bool run = true;
+  for (int d = outer.rank() - 1; d >= 0; --d) {
+    if (inner.r[d].lo < outer.r[d].lo || inner.r[d].hi > outer.r[d].hi) return -1;
+    offset += (inner.r[d].lo - outer.r[d].lo) * stride;
+    if (inner.r[d].size() != 1 && stride != expect) run = false;
+    expect *= inner.r[d].size();
+    stride *= outer.r[d].size();
+  }
+  return run ? offset : -1;
+}
+
+}  // namespace
+
+bool scatters_directly(const CommOp& c) {
+  const int64_t n = static_cast<int64_t>(c.pieces.size()), volume = c.src.box.volume();
+  if (n == 0 || volume % n != 0) return false;
+  for (int64_t i = 0; i < n; ++i)
+    if (c.pieces[i].volume() != volume / n || run_offset(c.src.box, c.pieces[i]) != i * (volume / n)) return false;
+  return true;
+}
+
 double ring_all_reduce_time(double bytes, int n, double bandwidth, double latency) {
   if (n <= 1) return 0;
   return 2.0 * (n - 1) / n * bytes / bandwidth + 2.0 * (n - 1) * latency;
@@ -144,9 +171,17 @@ double AnalyticalCostModel::member_time(const Program& p, const PhaseMember& m) 
         const std::vector<int>& group = p.groups.at(c.group);
         auto [bw, lat] = link(group);
         const int n = static_cast<int>(group.size());
+        const double bytes = operand_bytes(r, c.src);
+        if (!scatters_directly(c)) {
+          // The runtime all-reduces the whole source, packed, then copies out this member's piece
+          // (runtime/comm/nccl.cc).
+          pack += 2 * (bytes + operand_bytes(r, c.dst)) / m_.memory_bandwidth + 2 * m_.launch;
+          collectives += ring_all_reduce_time(bytes, n, bw, latency_of(c.group, lat, 2 * (n - 1)));
+          break;
+        }
         packs(c.src);
         packs(c.dst);
-        collectives += ring_gather_time(operand_bytes(r, c.src), n, bw, latency_of(c.group, lat, n - 1));
+        collectives += ring_gather_time(bytes, n, bw, latency_of(c.group, lat, n - 1));
         break;
       }
     }

@@ -57,6 +57,10 @@ class CostModel {
   virtual double overlap_slowdown() const { return 1; }
 };
 
+/// Whether the runtime scatters a reduce_scatter directly (ncclReduceScatter): its pieces are the
+/// members' equal runs of the source, in member order. Otherwise it all-reduces the whole source.
+bool scatters_directly(const CommOp& c);
+
 /// Ring all-reduce of `bytes` over `n` ranks: 2(n-1)/n · bytes / bandwidth + 2(n-1) · latency.
 double ring_all_reduce_time(double bytes, int n, double bandwidth, double latency);
 /// Ring all-gather or reduce-scatter whose whole (gathered, or reduced) buffer has `bytes`:

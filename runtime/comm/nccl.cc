@@ -625,8 +625,10 @@ void Comm::Phase::start() {
   OnCommStream on_comm(ctx_);
   if (timed) marks[0] = mark(ctx_, Lane::comm);
   std::vector<std::pair<View, View>> unpack;  // after the group: copy_box(first, second)
+  // Temporaries are not zero-filled: packing, or NCCL itself, writes every element of each before
+  // anything reads it (a memset each would cost a launch and a pass over its bytes, in every step).
   auto dense = [&](const View& like) {
-    temps.push_back(allocate(ctx_, static_cast<size_t>(like.volume() * dtype_size(like.dtype))));
+    temps.push_back(allocate(ctx_, static_cast<size_t>(like.volume() * dtype_size(like.dtype)), false));
     return make_view(temps.back().get(), like.dtype, like.rank, like.full, like.lo, like.size);
   };
   auto packed = [&](const View& v) {
@@ -677,7 +679,7 @@ void Comm::Phase::start() {
         }
         std::byte* target = static_cast<std::byte*>(op.b.data);
         if (!direct) {
-          temps.push_back(allocate(ctx_, static_cast<size_t>(at[n] * es)));
+          temps.push_back(allocate(ctx_, static_cast<size_t>(at[n] * es), false));  // the pieces fill it
           target = temps.back().get();
           for (int i = 0; i < n; ++i)
             if (op.pieces[i].volume() > 0)

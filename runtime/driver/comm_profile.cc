@@ -10,8 +10,8 @@
 // per ring step (a line through (steps, intercept): phase_latency_us and intra_node_latency_us).
 // A phase of 8 small all-reduces against a lone one gives what each collective after the first of
 // a phase adds (grouped_collective_us); GEMMs timed alone and beside the largest all-reduce, how
-// much slower compute runs while a phase is in flight (overlap_slowdown). The cuda backend times
-// phases as a program run with --cuda-graph has them: in a recorded graph, each after a kernel.
+// much slower compute runs while a phase is in flight (overlap_slowdown). Phases are issued
+// eagerly, back to back; with --graph (cuda) they are recorded in a graph, each after a kernel.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -43,20 +43,19 @@ constexpr const char* kUsage = R"(usage: mpirun -np N %s [flags]     (N >= 2, on
 
 Times libffrt's phases (%s backend) between the ranks of one node: an all-reduce over every rank, an
 all-reduce over ranks 0 and 1, a transfer from rank 0 to rank 1, over sizes from 4 KiB up by factors
-of 4, a phase of 8 all-reduces of 4 KiB, and GEMMs alone and beside the largest all-reduce. The cuda
-backend times phases in CUDA graphs, each after a kernel, as a program run with --cuda-graph has
-them. Fits the simulator's formulas to the medians (latency L and bandwidth B of each kind) and
-prints them; --out writes a machine file for ffc simulate --machine: the all-ranks fit's bandwidth
-as the intra-node link's, what a phase pays once and a ring step's latency (a line through the
-kinds' intercepts against their steps), what a grouped all-reduce adds, and how much slower compute
-runs beside a phase in flight.
+of 4, a phase of 8 all-reduces of 4 KiB, and GEMMs alone and beside the largest all-reduce. Fits
+the simulator's formulas to the medians (latency L and bandwidth B of each kind) and prints them;
+--out writes a machine file for ffc simulate --machine: the all-ranks fit's bandwidth as the
+intra-node link's, what a phase pays once and a ring step's latency (a line through the kinds'
+intercepts against their steps), what a grouped all-reduce adds, and how much slower compute runs
+beside a phase in flight.
   --out FILE      the machine file to write
   --base NAME     the preset it starts from: h100 or h200 (default h100)
   --max-mib M     the largest size, in MiB (default 256; the largest 4 KiB x 4^k not above it)
   --reps R        timed repetitions per size (default 20); the median counts
   --warmup W      untimed repetitions first (default 3: NCCL connects on the first)
-  --eager         cuda: time phases issued eagerly, back to back (a program run without
-                  --cuda-graph), not in graphs
+  --graph         cuda: time each phase inside a CUDA graph, after a kernel (the NCCL operation
+                  alone, as a replayed graph runs it), not issued eagerly back to back
   --threads N     cpu backend worker threads (default: all cores)
   -h, --help      this text
 )";
@@ -72,7 +71,7 @@ struct Options {
   std::string out, base = "h100";
   int64_t max_mib = 256;
   int reps = 20, warmup = 3, threads = 0;
-  bool eager = false, help = false;
+  bool graph = false, help = false;
 };
 
 /// `text` as a whole number (all of it), or a SharedError naming the flag.
@@ -107,7 +106,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--reps") o.reps = small();
     else if (a == "--warmup") o.warmup = small();
     else if (a == "--threads") o.threads = small();
-    else if (a == "--eager") o.eager = true;
+    else if (a == "--graph") o.graph = true;
     else throw SharedError("unknown flag " + a + " (--help lists them)");
   }
   if (o.base != "h100" && o.base != "h200") throw SharedError("--base takes h100 or h200, not " + o.base);
@@ -116,6 +115,8 @@ Options parse(int argc, char** argv) {
   if (o.reps < 1) throw SharedError("--reps must be at least 1");
   if (o.warmup < 0) throw SharedError("--warmup must not be negative");
   if (o.threads < 0) throw SharedError("--threads must not be negative");
+  if (o.graph && !ffrt::graphs_supported())
+    throw SharedError(std::string("--graph: the ") + ffrt::backend_name() + " backend records no graphs");
   return o;
 }
 
@@ -188,10 +189,14 @@ double time_once(Comm& comm, Context& ctx, const Series& s, const View& buf, con
   return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / kPhasesPerRep;
 }
 
-/// The cuda backend times phases as a program run with --cuda-graph has them: recorded in a graph,
-/// each after a kernel (programs issue a phase after the kernels that made its operands, and the
-/// next kernels wait for it). Eagerly, the host's NCCL launch (~15 us a phase on H200s) would be
-/// the time; in a graph it is gone, and the waits between the kernel and NCCL's are in.
+/// --graph: phases recorded in a graph, each after a kernel (a program issues a phase after the
+/// kernels that made its operands, and the next kernels wait for it), so a repetition times the
+/// NCCL operations as a replayed step runs them, without the host's launch. Issued eagerly back to
+/// back, the host's launch paces small phases instead (4 x H200: a 4 KiB all-reduce over every rank
+/// 16.4 us a phase eagerly, 12.0 us in a graph). The default stays eager: a program's phases also
+/// pay what this pattern lacks (waits for the slowest member and for the packing before them), and
+/// the eager prices predicted the transformer's hybrid strategies closer (bench/RESULTS.md,
+/// session 9).
 struct GraphTiming {
   View scratch;  ///< what the kernel between phases writes
   double kernels_us = 0;  ///< kPhasesPerRep of those kernels alone, recorded likewise (this rank's median)
@@ -556,7 +561,7 @@ void run(Comm& comm, const Options& o) {
   // Graphs (cuda, unless --eager): the kernel before each phase, and those kernels' own time.
   std::optional<GraphTiming> timing;
   auto scratch_mem = ffrt::allocate(ctx, 256);
-  if (ffrt::graphs_supported() && !o.eager) {
+  if (o.graph) {
     timing.emplace();
     timing->scratch = ffrt::whole_view(scratch_mem.get(), ffrt::DType::f32, {64});
     timing->kernel(ctx);

@@ -180,6 +180,54 @@ TEST(SimCost, AllReducePhaseOfKnownBytes) {
                    2.0 * 3 / 4 * bytes / m.inter_node_bandwidth + 6 * m.inter_node_latency);
 }
 
+// A reduce-scatter whose pieces are the members' runs of the source in member order is NCCL's
+// reduce-scatter (a ring over the whole source); any other layout, an all-reduce of the whole
+// source, packed, then this member's piece copied out, as the runtime issues it.
+TEST(SimCost, ReduceScatterIsPricedAsTheRuntimeIssuesIt) {
+  Program p = hand_program(2, 64 * 64);
+  p.groups = {{0, 1}};
+  p.phases.resize(1);
+  for (RankProgram& r : p.ranks) {
+    r.buffers[0].full = {64, 64};
+    r.buffers[0].box = Box::whole(r.buffers[0].full);
+    Buffer piece;  // this member's piece, dense
+    piece.name = "piece";
+    piece.full = {64, 64};
+    p.ranks[r.rank].buffers.push_back(piece);
+  }
+  const Box whole = p.ranks[0].buffers[0].box;
+  auto scatter = [&](std::vector<Box> pieces) {
+    for (RankProgram& r : p.ranks) {
+      r.buffers[1].box = pieces[r.rank];
+      CommOp rs{CommKind::reduce_scatter, -1, 0, Operand{0, whole}, Operand{1, pieces[r.rank]}, pieces};
+      r.step = {comm_instr(0, {rs})};
+    }
+    return p.ranks[0].step[0].comm[0];
+  };
+  Machine m;
+  AnalyticalCostModel cost(m, Math::fp32);
+  auto phase = [&] {
+    std::vector<PhaseMember> members;
+    for (RankProgram& r : p.ranks) members.push_back({&r, &r.step[0]});
+    return cost.phase(p, members);
+  };
+  const double bytes = 4.0 * 64 * 64;
+  // Rows: member 0 the first half, member 1 the second: direct.
+  const Box top{{{0, 32}, {0, 64}}}, bottom{{{32, 64}, {0, 64}}};
+  EXPECT_TRUE(scatters_directly(scatter({top, bottom})));
+  EXPECT_DOUBLE_EQ(phase(), ring_gather_time(bytes, 2, m.intra_node_bandwidth, m.intra_node_latency));
+  // The same halves in the other order, or columns: not runs in member order.
+  EXPECT_FALSE(scatters_directly(scatter({bottom, top})));
+  const Box left{{{0, 64}, {0, 32}}}, right{{{0, 64}, {32, 64}}};
+  EXPECT_FALSE(scatters_directly(scatter({left, right})));
+  const double fallback = 2 * (bytes + bytes / 2) / m.memory_bandwidth + 2 * m.launch +
+                          ring_all_reduce_time(bytes, 2, m.intra_node_bandwidth, m.intra_node_latency);
+  EXPECT_DOUBLE_EQ(phase(), fallback);
+  EXPECT_GT(fallback, ring_gather_time(bytes, 2, m.intra_node_bandwidth, m.intra_node_latency));
+  // Unequal pieces cannot be scattered directly either.
+  EXPECT_FALSE(scatters_directly(scatter({Box{{{0, 16}, {0, 64}}}, Box{{{16, 64}, {0, 64}}}})));
+}
+
 TEST(SimCost, SendsOfOneRankShareItsLink) {
   // Rank 0 sends a strided half (packed first) and a contiguous half to ranks 1 and 2.
   Program p = hand_program(3, 1024);
