@@ -8,13 +8,15 @@ count, each kernel by its median over the last 10 replays; a kernel's gap runs f
 of the earlier kernels of its replay.
 """
 import collections
+import gzip
 import statistics
 import sys
 
 
 def load(path):
+    """The kernel records of a ktrace CSV (gzip-compressed where the name ends in .gz), by start."""
     recs = []
-    with open(path) as f:
+    with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as f:
         lines = f.readlines()
     for line in lines:
         f = line.rstrip("\n").split(",", 9)
