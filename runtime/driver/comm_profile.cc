@@ -558,7 +558,7 @@ void run(Comm& comm, const Options& o) {
                 ffrt::backend_name(), o.reps, o.warmup, static_cast<long long>(max_bytes >> 20));
     std::fflush(stdout);
   }
-  // Graphs (cuda, unless --eager): the kernel before each phase, and those kernels' own time.
+  // --graph (cuda): the kernel before each phase, and those kernels' own time.
   std::optional<GraphTiming> timing;
   auto scratch_mem = ffrt::allocate(ctx, 256);
   if (o.graph) {
