@@ -172,6 +172,7 @@ double AnalyticalCostModel::member_time(const Program& p, const PhaseMember& m) 
         auto [bw, lat] = link(group);
         const int n = static_cast<int>(group.size());
         const double bytes = operand_bytes(r, c.src);
+        if (bytes == 0) break;  // the runtime issues nothing
         if (!scatters_directly(c)) {
           // The runtime all-reduces the whole source, packed, then copies out this member's piece
           // (runtime/comm/nccl.cc).

@@ -8,12 +8,15 @@ PREFIX.<r>.csv (or .csv.gz) are ktrace records of one program's ranks 0 .. RANKS
 over the last replays of: its duration; the gap before it (from the latest end of any earlier
 kernel of the replay: packing, waits on the other stream, and memsets, which CUPTI does not
 record as kernels); and how long rank 0 waited in it for the last rank to start its own kernel of
-the same place (ranks' clocks are set beside each other by the ends of the collectives other than
-SendRecv, which end together on their members; a SendRecv's partner may be any rank, so its wait
-is an upper bound). --against: rank 0's phases of the same program's `ffc simulate --trace`, beside
-the kernels in order (a phase whose collectives span several communicators runs a kernel each, so
-the alignment can slip by one there). Then the totals, and the N kernels whose duration and gap
-exceed their phase's prediction most.
+the same place (ranks' clocks are set beside each other by the median over the kernels other than
+SendRecv of the difference of their ends). Which ranks take part in a kernel the records do not
+say: without --against every rank counts, an upper bound where a kernel spans fewer. --against:
+rank 0's phases of the same program's `ffc simulate --trace`, beside the kernels in order (a phase
+whose collectives span several communicators runs a kernel each, so the alignment can slip by one
+there), and the ranks of each phase are the members the wait counts (a phase's: it may hold
+several groups' collectives and transfers between other ranks, so still an upper bound). Then the totals, and the N kernels whose duration and gap
+exceed their phase's prediction most. Ranks whose replays hold other NCCL kernels than rank 0's
+are reported.
 Plain Python: no numpy.
 """
 import argparse
@@ -48,8 +51,16 @@ def nccl_of(replay):
     return [r for r in sorted(replay, key=lambda r: r["start"]) if "nccl" in r["name"].lower()]
 
 
-def measure(prefix, ranks):
+def measure(prefix, ranks, members=None):
+    """One row per NCCL kernel of rank 0; `members[k]`: the ranks whose starts the k-th waits for."""
     per_rank = [summary.graphs(load(prefix, r)) for r in range(ranks)]
+    for r in range(1, ranks):
+        for g, reps in per_rank[0].items():
+            other = per_rank[r].get(g)
+            mine = [kind(x["name"]) for x in nccl_of(reps[-1])]
+            if not other or [kind(x["name"]) for x in nccl_of(other[-1])] != mine:
+                print(f"phases.py: rank {r}'s graph {g} holds other NCCL kernels than rank 0's: waits there are "
+                      "not comparable", file=sys.stderr)
     order = sorted(per_rank[0], key=lambda g: per_rank[0][g][0][0]["start"])
     rows = []
     for g in order:
@@ -76,7 +87,9 @@ def measure(prefix, ranks):
                 if "nccl" in rec["name"].lower():
                     dur[k].append((rec["end"] - rec["start"]) / 1e3)
                     gap[k].append(max(0.0, (rec["start"] - latest) / 1e3) if latest is not None else 0.0)
-                    starts = [t[k]["start"] - off for t, off in zip(theirs, offsets) if len(t) > k]
+                    who = members[len(rows) + k] if members and len(rows) + k < len(members) else None
+                    starts = [t[k]["start"] - off for r, (t, off) in enumerate(zip(theirs, offsets), start=1)
+                              if len(t) > k and (who is None or r in who)]
                     wait[k].append(max(0.0, (max(starts, default=rec["start"]) - rec["start"]) / 1e3))
                     k += 1
                 latest = rec["end"] if latest is None else max(latest, rec["end"])
@@ -88,8 +101,14 @@ def measure(prefix, ranks):
 
 
 def simulated(path):
+    """Rank 0's phases in order, and each one's member ranks (the ranks with an event of its name)."""
     t = json.load(open(path))
-    return [e for e in t["traceEvents"] if e.get("ph") == "X" and e.get("pid") == 0 and e.get("tid") == 1]
+    comm = [e for e in t["traceEvents"] if e.get("ph") == "X" and e.get("tid") == 1]
+    ranks_of = collections.defaultdict(set)
+    for e in comm:
+        ranks_of[e["name"]].add(e["pid"])
+    mine = [e for e in comm if e.get("pid") == 0]
+    return mine, [ranks_of[e["name"]] for e in mine]
 
 
 def main():
@@ -102,8 +121,8 @@ def main():
     a = ap.parse_args()
     if a.ranks < 1:
         sys.exit("phases.py: RANKS must be at least 1")
-    rows = measure(a.prefix, a.ranks)
-    sim = simulated(a.against) if a.against else []
+    sim, members = simulated(a.against) if a.against else ([], None)
+    rows = measure(a.prefix, a.ranks, members)
     print(f"{'#':>3} {'kernel':<13} {'grid':>4} {'us':>7} {'gap':>6} {'wait':>6}" +
           (f" {'predicted':>9}  phase" if sim else ""))
     for i, r in enumerate(rows):
@@ -113,7 +132,7 @@ def main():
         print(line)
     tot = lambda key: sum(r[key] for r in rows)
     print(f"rank 0, a step: {len(rows)} NCCL kernels, {tot('dur'):.0f} us in them (of which {tot('wait'):.0f} waiting "
-          f"for the last rank), {tot('gap'):.0f} us of gaps before them")
+          f"for the last {'member' if sim else 'rank'}, at most), {tot('gap'):.0f} us of gaps before them")
     if sim:
         print(f"predicted: {len(sim)} phases, {sum(e['dur'] for e in sim):.0f} us")
         worst = sorted(((r["dur"] + r["gap"] - sim[i]["dur"], i) for i, r in enumerate(rows) if i < len(sim)), reverse=True)

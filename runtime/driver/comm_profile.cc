@@ -117,6 +117,9 @@ Options parse(int argc, char** argv) {
   if (o.threads < 0) throw SharedError("--threads must not be negative");
   if (o.graph && !ffrt::graphs_supported())
     throw SharedError(std::string("--graph: the ") + ffrt::backend_name() + " backend records no graphs");
+  if (o.graph && o.warmup < 1)
+    throw SharedError("--graph needs --warmup 1 or more: NCCL connects peers on a first transfer, which a graph "
+                      "cannot record");
   return o;
 }
 
