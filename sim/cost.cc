@@ -37,25 +37,6 @@ double CostModel::launches(const Graph&, const RankProgram&, const Instr& in) co
   return 1;
 }
 
-namespace {
-
-/// Where `inner` starts in `outer`'s elements (row-major) when it is one run of them; -1 otherwise.
-int64_t run_offset(const Box& outer, const Box& inner) {
-  if (inner.rank() != outer.rank()) return -1;
-  int64_t offset = 0, stride = 1, expect = 1;
-  bool run = true;
-  for (int d = outer.rank() - 1; d >= 0; --d) {
-    if (inner.r[d].lo < outer.r[d].lo || inner.r[d].hi > outer.r[d].hi) return -1;
-    offset += (inner.r[d].lo - outer.r[d].lo) * stride;
-    if (inner.r[d].size() != 1 && stride != expect) run = false;
-    expect *= inner.r[d].size();
-    stride *= outer.r[d].size();
-  }
-  return run ? offset : -1;
-}
-
-}  // namespace
-
 bool scatters_directly(const CommOp& c) {
   const int64_t n = static_cast<int64_t>(c.pieces.size()), volume = c.src.box.volume();
   if (n == 0 || volume % n != 0) return false;

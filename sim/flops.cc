@@ -121,15 +121,23 @@ double operand_bytes(const RankProgram& r, const Operand& o) {
   return static_cast<double>(o.box.volume()) * dtype_bytes(r.buffers[o.buffer].dtype);
 }
 
-bool is_contiguous(const RankProgram& r, const Operand& o) {
-  if (!o.present() || o.box.empty()) return true;
-  const Box& whole = r.buffers[o.buffer].box;
+int64_t run_offset(const Box& outer, const Box& inner) {
+  if (inner.rank() != outer.rank()) return -1;
   // Row-major: leading dims of extent 1, then one dim of any range, then whole dims.
-  int k = 0;
-  while (k < o.box.rank() && o.box.r[k].size() == 1) ++k;
-  for (int j = k + 1; j < o.box.rank(); ++j)
-    if (o.box.r[j] != whole.r[j]) return false;
-  return true;
+  int64_t offset = 0, stride = 1, expect = 1;
+  bool run = true;
+  for (int d = outer.rank() - 1; d >= 0; --d) {
+    if (inner.r[d].lo < outer.r[d].lo || inner.r[d].hi > outer.r[d].hi) return -1;
+    offset += (inner.r[d].lo - outer.r[d].lo) * stride;
+    if (inner.r[d].size() != 1 && stride != expect) run = false;
+    expect *= inner.r[d].size();
+    stride *= outer.r[d].size();
+  }
+  return run ? offset : -1;
+}
+
+bool is_contiguous(const RankProgram& r, const Operand& o) {
+  return !o.present() || o.box.empty() || run_offset(r.buffers[o.buffer].box, o.box) >= 0;
 }
 
 KernelWork kernel_work(const Graph& g, const RankProgram& r, const Instr& in) {

@@ -22,6 +22,10 @@ KernelWork kernel_work(const Graph& g, const RankProgram& r, const Instr& in);
 /// Bytes of an operand's box in its buffer's element type (0 when absent).
 double operand_bytes(const RankProgram& r, const Operand& o);
 
+/// Where `inner` starts among `outer`'s elements (row-major) when it lies inside it as one contiguous
+/// run of them; -1 otherwise.
+int64_t run_offset(const Box& outer, const Box& inner);
+
 /// Whether an operand's box is one contiguous run of its buffer (row-major), so that a transfer can
 /// read or write it in place instead of packing it first.
 bool is_contiguous(const RankProgram& r, const Operand& o);

@@ -61,42 +61,33 @@ def measure(prefix, ranks, members=None):
             if not other or [kind(x["name"]) for x in nccl_of(other[-1])] != mine:
                 print(f"phases.py: rank {r}'s graph {g} holds other NCCL kernels than rank 0's: waits there are "
                       "not comparable", file=sys.stderr)
-    order = sorted(per_rank[0], key=lambda g: per_rank[0][g][0][0]["start"])
-    rows = []
-    for g in order:
+    # Durations and gaps: summary.py's, rank 0's NCCL kernels; waits by each kernel's place.
+    rows = [dict(graph=x[3], kind=kind(x[0]), grid=x[5], dur=x[1], gap=x[2], wait=0.0)
+            for x in summary.profile_graphs(per_rank[0]) if "nccl" in x[0].lower()]
+    at = 0
+    for g in sorted(per_rank[0], key=lambda g: per_rank[0][g][0][0]["start"]):
         reps = per_rank[0][g]
         n = len(nccl_of(reps[0]))
-        if n == 0:
-            continue
-        dur, gap, wait = collections.defaultdict(list), collections.defaultdict(list), collections.defaultdict(list)
+        waits = collections.defaultdict(list)
         for i in range(-len(reps), 0):
-            mine = sorted(reps[i], key=lambda r: r["start"])
+            kernels = nccl_of(reps[i])
             theirs = []
             for r in range(1, ranks):
                 other = per_rank[r].get(g)
                 theirs.append(nccl_of(other[i]) if other and len(other) >= -i else [])
-            k = 0
-            latest = None
-            kernels = nccl_of(reps[i])
             # clock offsets: the median over the collectives (not SendRecv) of end_r - end_0
             offsets = []
             for t in theirs:
                 d = [t[j]["end"] - kernels[j]["end"] for j in range(min(len(t), n)) if kind(kernels[j]["name"]) != "SendRecv"]
                 offsets.append(statistics.median(d) if d else 0.0)
-            for rec in mine:
-                if "nccl" in rec["name"].lower():
-                    dur[k].append((rec["end"] - rec["start"]) / 1e3)
-                    gap[k].append(max(0.0, (rec["start"] - latest) / 1e3) if latest is not None else 0.0)
-                    who = members[len(rows) + k] if members and len(rows) + k < len(members) else None
-                    starts = [t[k]["start"] - off for r, (t, off) in enumerate(zip(theirs, offsets), start=1)
-                              if len(t) > k and (who is None or r in who)]
-                    wait[k].append(max(0.0, (max(starts, default=rec["start"]) - rec["start"]) / 1e3))
-                    k += 1
-                latest = rec["end"] if latest is None else max(latest, rec["end"])
-        first = nccl_of(reps[0])
+            for k, rec in enumerate(kernels):
+                who = members[at + k] if members and at + k < len(members) else None
+                starts = [t[k]["start"] - off for r, (t, off) in enumerate(zip(theirs, offsets), start=1)
+                          if len(t) > k and (who is None or r in who)]
+                waits[k].append(max(0.0, (max(starts, default=rec["start"]) - rec["start"]) / 1e3))
         for k in range(n):
-            rows.append(dict(graph=g, kind=kind(first[k]["name"]), grid=first[k]["grid"], dur=statistics.median(dur[k]),
-                             gap=statistics.median(gap[k]), wait=statistics.median(wait[k])))
+            rows[at + k]["wait"] = statistics.median(waits[k])
+        at += n
     return rows
 
 

@@ -52,8 +52,13 @@ def graphs(recs):
 
 
 def profile(path):
-    """[(name, median duration us, median gap us before it)] over every replayed graph, by first start."""
-    gs = graphs(load(path))
+    """[(name, median duration us, median gap us before it, graph, stream, grid)] over every replayed
+    graph, by first start."""
+    return profile_graphs(graphs(load(path)))
+
+
+def profile_graphs(gs):
+    """profile() of graphs() already read."""
     seq = []
     for g, reps in sorted(gs.items(), key=lambda kv: kv[1][0][0]["start"]):
         n = len(reps[0])
@@ -65,7 +70,7 @@ def profile(path):
                 prev = max((y["end"] for y in x[:i]), default=None)
                 gaps.append(max(0.0, (x[i]["start"] - prev) / 1e3) if prev is not None else 0.0)
             seq.append((reps[0][i]["name"], statistics.median(durs), statistics.median(gaps), g,
-                        reps[0][i]["stream"]))
+                        reps[0][i]["stream"], reps[0][i]["grid"]))
     return seq
 
 

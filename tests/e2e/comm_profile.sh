@@ -104,6 +104,6 @@ expect_error "an unknown flag" "unknown flag --bogus" run 2 "$profile" --bogus
 expect_error "a bad number" "--reps takes a whole number" run 2 "$profile" --reps 3x
 expect_error "a bad base" "--base takes h100 or h200" run 2 "$profile" --base a100
 expect_error "graphs on the cpu" "--graph: the cpu backend records no graphs" run 2 "$profile" --graph
-expect_error "no warm-up" "--warmup must not be negative" run 2 "$profile" --warmup -1
+expect_error "a negative warm-up" "--warmup must not be negative" run 2 "$profile" --warmup -1
 run 2 "$profile" --help | grep -q -- "--max-mib M"
 echo "comm_profile: ok"
