@@ -574,7 +574,8 @@ void Comm::Phase::start() {
 
   // A reduce-scatter whose pieces are the members' runs of the packed source, in member order, is
   // ncclReduceScatter; otherwise an all-reduce of the whole source. Each member sees only its own
-  // piece, so the members agree (MPI, on the host) before any of them issues it.
+  // piece, so the members agree (MPI, on the host) before any of them issues it. The simulator
+  // prices the same choice (sim/cost.cc, scatters_directly): a change here changes it there.
   std::vector<int> fast(ops.size(), 0);
   std::vector<MPI_Request> agreeing;
   for (size_t k = 0; k < ops.size(); ++k) {
