@@ -163,4 +163,15 @@ bool MeasuredCostModel::measured(const Graph& g, const RankProgram& r, const Ins
   return table_.find(fallback_.machine().card, fallback_.math(), kernel_key(g, r, in)) != nullptr;
 }
 
+MeasuredCostModel::Coverage MeasuredCostModel::coverage(const Graph& g, const Program& p) const {
+  Coverage c;
+  for (const RankProgram& r : p.ranks)
+    for (const Instr& in : r.step)
+      if (is_kernel(in.kind)) {
+        ++c.kernels;
+        c.measured += measured(g, r, in);
+      }
+  return c;
+}
+
 }  // namespace ffc

@@ -69,6 +69,14 @@ class MeasuredCostModel : public CostModel {
   /// Whether the table has this kernel.
   bool measured(const Graph& g, const RankProgram& r, const Instr& in) const;
 
+  /// How many of a program's kernel instructions (over every rank) the table has.
+  struct Coverage {
+    int64_t measured = 0;
+    int64_t kernels = 0;
+    bool complete() const { return measured == kernels; }
+  };
+  Coverage coverage(const Graph& g, const Program& p) const;
+
  private:
   const CostTable& table_;
   const AnalyticalCostModel& fallback_;

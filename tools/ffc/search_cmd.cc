@@ -178,6 +178,20 @@ int cmd_search(const SearchFlags& f) {
   out += fmt::format("predicted iteration time: {} (data parallel {}: {:.2f}x)\n", ms(sim.iteration), ms(dp_time),
                      dp_time / sim.iteration);
   out += fmt::format("search time: {:.2f} s, {} strategies compiled and simulated\n", seconds, ev.compiles());
+  if (measured) {
+    // The analytical model prices a kernel the table lacks at its roofline, a floor that the small
+    // and oddly shaped parts of a split are far above (docs/simulator.md): a strategy that wins on
+    // such prices is a candidate to measure, not a prediction.
+    const MeasuredCostModel::Coverage cov = measured->coverage(c.graph, c.program);
+    out += fmt::format("kernels measured: {} of {} of the strategy found\n", cov.measured, cov.kernels);
+    if (!cov.complete())
+      out += fmt::format(
+          "note: the cost table lacks {} of its kernels, priced by the analytical model, which underestimates "
+          "them: measure them (`ffc profile {} -g {} -b {} --math {} -s {} -o DIR`, then build and run DIR's "
+          "program) and search again with both tables\n",
+          cov.kernels - cov.measured, f.model, f.devices, f.batch, math_name(math),
+          f.output.empty() ? "STRATEGY" : f.output);
+  }
   if (!f.output.empty()) {
     std::vector<std::string> header{
         fmt::format("Strategy for model {} on {} devices, batch {}, found by `ffc search` ({}{}).", model.name,

@@ -131,15 +131,9 @@ int cmd_simulate(const SimulateFlags& f) {
 
   std::string costs = "analytical costs";
   if (measured) {
-    int64_t kernels = 0, hits = 0;
-    for (const RankProgram& r : c.program.ranks)
-      for (const Instr& in : r.step)
-        if (is_kernel(in.kind)) {
-          ++kernels;
-          hits += measured->measured(c.graph, r, in);
-        }
-    costs = fmt::format("costs {}: {} of {} kernels measured, the rest analytical", fmt::join(f.costs, ", "), hits,
-                        kernels);
+    const MeasuredCostModel::Coverage cov = measured->coverage(c.graph, c.program);
+    costs = fmt::format("costs {}: {} of {} kernels measured, the rest analytical", fmt::join(f.costs, ", "),
+                        cov.measured, cov.kernels);
   }
 
   std::string out = fmt::format("predicted iteration time: {:.3f} ms\n", sim.iteration * 1e3);
