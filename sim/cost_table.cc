@@ -149,7 +149,23 @@ CostTable CostTable::load(const std::string& path) {
 double MeasuredCostModel::kernel(const Graph& g, const RankProgram& r, const Instr& in) const {
   if (const CostTable::Entry* e = table_.find(fallback_.machine().card, fallback_.math(), kernel_key(g, r, in)))
     return e->seconds;
-  return fallback_.kernel(g, r, in);
+  const double t = fallback_.kernel(g, r, in);
+  auto it = scale_.find({g.ops.at(in.op).name, static_cast<int>(in.kind)});
+  return it == scale_.end() ? t : t * it->second;
+}
+
+void MeasuredCostModel::calibrate(const Graph& g, const Program& p) {
+  std::map<std::pair<std::string, int>, std::pair<double, double>> sums;
+  for (const RankProgram& r : p.ranks)
+    for (const Instr& in : r.step)
+      if (is_kernel(in.kind))
+        if (const CostTable::Entry* e = table_.find(fallback_.machine().card, fallback_.math(), kernel_key(g, r, in))) {
+          auto& s = sums[{g.ops.at(in.op).name, static_cast<int>(in.kind)}];
+          s.first += e->seconds;
+          s.second += fallback_.kernel(g, r, in);
+        }
+  for (const auto& [k, s] : sums)
+    if (s.second > 0) scale_[k] = s.first / s.second;
 }
 
 double MeasuredCostModel::launches(const Graph& g, const RankProgram& r, const Instr& in) const {

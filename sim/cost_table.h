@@ -50,7 +50,7 @@ class CostTable {
 };
 
 /// Measured kernel times where the table has them (for the machine's card and the math mode),
-/// the analytical model's for everything else.
+/// the analytical model's for everything else, scaled after `calibrate` by the op's ratio.
 class MeasuredCostModel : public CostModel {
  public:
   MeasuredCostModel(const CostTable& table, const AnalyticalCostModel& fallback)
@@ -77,9 +77,17 @@ class MeasuredCostModel : public CostModel {
   };
   Coverage coverage(const Graph& g, const Program& p) const;
 
+  /// Learns, per op (by name) and kernel kind, the ratio of the measured to the analytical time of
+  /// `p`'s kernels that the table has; a kernel the table lacks then costs its analytical time
+  /// times its op's ratio (unscaled where `p` measured none). ffc simulate and ffc search calibrate
+  /// on data parallelism: the roofline is a floor that real kernels run well above, by a factor
+  /// that belongs more to the op than to the part shape (docs/simulator.md).
+  void calibrate(const Graph& g, const Program& p);
+
  private:
   const CostTable& table_;
   const AnalyticalCostModel& fallback_;
+  std::map<std::pair<std::string, int>, double> scale_;
 };
 
 }  // namespace ffc

@@ -513,6 +513,34 @@ TEST(CostTable, RoundTripMergeAndLookup) {
   EXPECT_DOUBLE_EQ(measured.kernel(c.graph, r, bwd), analytical.kernel(c.graph, r, bwd));
 }
 
+// Calibrated on a program (data parallelism, in ffc simulate and ffc search), a kernel the table
+// lacks costs its analytical time times the measured-over-analytical ratio of its op's kernels of
+// the same kind there; kernels of other ops or kinds, and measured ones, are as before.
+TEST(CostTable, CalibrationScalesUnmeasuredKernelsByTheirOpsRatio) {
+  Compiled one = compile(kLinear, 1, 16), two = compile(kLinear, 2, 16);
+  Machine m;
+  AnalyticalCostModel analytical(m, Math::fp32);
+  const RankProgram& r1 = one.program.ranks[0];
+  const Instr& fwd1 = find(one, InstrKind::forward, "fc");
+  CostTable t;
+  t.set(m.card, Math::fp32, kernel_key(one.graph, r1, fwd1), 3 * analytical.kernel(one.graph, r1, fwd1));
+  MeasuredCostModel measured(t, analytical);
+  const RankProgram& r2 = two.program.ranks[1];
+  const Instr& fwd2 = find(two, InstrKind::forward, "fc", 1);
+  const Instr& bwd2 = find(two, InstrKind::backward, "fc", 1);
+  ASSERT_FALSE(measured.measured(two.graph, r2, fwd2));
+  EXPECT_DOUBLE_EQ(measured.kernel(two.graph, r2, fwd2), analytical.kernel(two.graph, r2, fwd2));
+  measured.calibrate(one.graph, one.program);
+  EXPECT_DOUBLE_EQ(measured.kernel(two.graph, r2, fwd2), 3 * analytical.kernel(two.graph, r2, fwd2));
+  EXPECT_DOUBLE_EQ(measured.kernel(two.graph, r2, bwd2), analytical.kernel(two.graph, r2, bwd2));
+  EXPECT_DOUBLE_EQ(measured.kernel(one.graph, r1, fwd1), 3 * analytical.kernel(one.graph, r1, fwd1));
+  const MeasuredCostModel::Coverage c1 = measured.coverage(one.graph, one.program);
+  EXPECT_EQ(c1.measured, 1);
+  EXPECT_GT(c1.kernels, 1);
+  EXPECT_FALSE(c1.complete());
+  EXPECT_EQ(measured.coverage(two.graph, two.program).measured, 0);
+}
+
 TEST(CostTable, VersionOneEntriesAreOneLaunchEach) {
   const CostTable t = CostTable::parse("ffc-costs 1\n# card math microseconds kernel\nh100 fp32 2.5 relu forward f32 {} in=4 out=4\n",
                                        "old.costs");

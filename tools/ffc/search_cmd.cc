@@ -77,13 +77,16 @@ int cmd_search(const SearchFlags& f) {
                machine.name, machine.gpus(), machine.nodes, machine.nodes == 1 ? "" : "s", machine.gpus_per_node);
 
   const AnalyticalCostModel analytical(machine, math);
-  std::unique_ptr<MeasuredCostModel> measured;
-  if (table) measured = std::make_unique<MeasuredCostModel>(*table, analytical);
   SearchTarget target;
   target.devices = f.devices;
   target.batch = f.batch;
   target.optimizer_states = f.optimizer == "adam" ? 2 : f.optimizer == "momentum" ? 1 : 0;
   target.machine = machine;
+  ParallelOptions po;
+  po.devices = f.devices;
+  po.batch = f.batch;
+  po.optimizer_states = target.optimizer_states;
+  const std::unique_ptr<MeasuredCostModel> measured = measured_costs(table.get(), analytical, model, po);
   target.cost = measured ? static_cast<const CostModel*>(measured.get()) : &analytical;
 
   Evaluator ev(model, target);
@@ -162,10 +165,6 @@ int cmd_search(const SearchFlags& f) {
   const ResolvedStrategy full = ev.resolve(space, best);
   const ResolvedStrategy found = model_strategy(full, ev.model_ops());
   const Strategy strategy = to_strategy(model, found);
-  ParallelOptions po;
-  po.devices = f.devices;
-  po.batch = f.batch;
-  po.optimizer_states = target.optimizer_states;
   Compiled c = compile_parallel(model, strategy, po);
   const Simulation sim = simulate(c.graph, c.program, machine, *target.cost);
   if (!sim.fits())
@@ -179,16 +178,16 @@ int cmd_search(const SearchFlags& f) {
                      dp_time / sim.iteration);
   out += fmt::format("search time: {:.2f} s, {} strategies compiled and simulated\n", seconds, ev.compiles());
   if (measured) {
-    // The analytical model prices a kernel the table lacks at its roofline, a floor that the small
-    // and oddly shaped parts of a split are far above (docs/simulator.md): a strategy that wins on
-    // such prices is a candidate to measure, not a prediction.
+    // A kernel the table lacks is priced from the analytical model, scaled by its op's measured
+    // ratio under data parallelism (measured_costs): an estimate, for the small and oddly shaped
+    // parts of a split most of all. A strategy that wins on such prices is a candidate to measure.
     const MeasuredCostModel::Coverage cov = measured->coverage(c.graph, c.program);
     out += fmt::format("kernels measured: {} of {} of the strategy found\n", cov.measured, cov.kernels);
     if (!cov.complete())
       out += fmt::format(
-          "note: the cost table lacks {} of its kernels, priced by the analytical model, which underestimates "
-          "them: measure them (`ffc profile {} -g {} -b {} --math {} -s {} -o DIR`, then build and run DIR's "
-          "program) and search again with both tables\n",
+          "note: the cost table lacks {} of its kernels, estimated from the analytical model and their ops' "
+          "data-parallel kernels: measure them (`ffc profile {} -g {} -b {} --math {} -s {} -o DIR`, then build and "
+          "run DIR's program) and search again with both tables\n",
           cov.kernels - cov.measured, f.model, f.devices, f.batch, math_name(math),
           f.output.empty() ? "STRATEGY" : f.output);
   }

@@ -39,6 +39,18 @@ std::unique_ptr<CostTable> load_costs(const TargetFlags& f) {
   return table;
 }
 
+std::unique_ptr<MeasuredCostModel> measured_costs(const CostTable* table, const AnalyticalCostModel& analytical,
+                                                  const Graph& model, const ParallelOptions& po) {
+  if (!table) return nullptr;
+  auto m = std::make_unique<MeasuredCostModel>(*table, analytical);
+  // Data parallelism needs a sample per device; with fewer, kernels the table lacks stay analytical.
+  if (po.batch >= po.devices) {
+    const Compiled dp = compile_parallel(model, Strategy{}, po);
+    m->calibrate(dp.graph, dp.program);
+  }
+  return m;
+}
+
 void add_simulate_flags(CLI::App* cmd, SimulateFlags& f) {
   cmd->add_option("MODEL", f.model, "the model: a .ff file or an .onnx file")->required();
   cmd->add_option("-s,--strategy", f.strategy, "a strategy file (.pb or .pbtxt); data parallel when absent");
@@ -87,12 +99,11 @@ int cmd_simulate(const SimulateFlags& f) {
   if (po.devices > machine.gpus())
     user_error(SourceLoc{f.machine}, "the program needs {} GPUs; machine {} has {} ({} node{} x {})", po.devices,
                machine.name, machine.gpus(), machine.nodes, machine.nodes == 1 ? "" : "s", machine.gpus_per_node);
-  Compiled c = compile_parallel(std::move(g), s, po);
+  Compiled c = compile_parallel(g, s, po);
   const double middle_s = cpu_seconds() - t0;
 
   const AnalyticalCostModel analytical(machine, math);
-  std::unique_ptr<MeasuredCostModel> measured;
-  if (table) measured = std::make_unique<MeasuredCostModel>(*table, analytical);
+  const std::unique_ptr<MeasuredCostModel> measured = measured_costs(table.get(), analytical, g, po);
   const CostModel& cost = measured ? static_cast<const CostModel&>(*measured) : analytical;
 
   SimOptions so;

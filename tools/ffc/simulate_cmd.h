@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "passes/parallel.h"
 #include "sim/cost_table.h"
 
 namespace ffc {
@@ -21,6 +22,12 @@ struct TargetFlags {
 void add_target_flags(CLI::App* cmd, TargetFlags& f);
 /// The cost tables of --costs merged in order; null when none is given.
 std::unique_ptr<CostTable> load_costs(const TargetFlags& f);
+/// The cost model of a table (null: none) over the analytical model, calibrated on the data
+/// parallelism of `model` (after the graph pipeline) for `po`'s devices and batch: a kernel the
+/// table lacks costs its op's measured-over-analytical ratio there times its analytical time
+/// (MeasuredCostModel::calibrate). ffc simulate and ffc search price alike through it.
+std::unique_ptr<MeasuredCostModel> measured_costs(const CostTable* table, const AnalyticalCostModel& analytical,
+                                                  const Graph& model, const ParallelOptions& po);
 
 struct SimulateFlags : TargetFlags {
   std::string model, strategy, trace;
