@@ -7,6 +7,7 @@
 #                [--sync-bn] [--attention math|sdpa] [--no-strategies] [--no-pytorch]
 #                [--build-only | --no-build] [--append] [--ffc PATH] [--jobs 16] [--cuda-arch 90]
 #                [--backend cuda|cpu] [--trace] [--ffc-flags "--cuda-graph"] [--profile [--machine M]]
+#                [--search [--search-time 60]]
 #
 # Steps: build ffc (cmake -S . -B build-bench -G Ninja -DFFC_BUILD_TESTS=OFF -DFFC_CUDA=OFF;
 # ninja ffc); for each GPU count and model, ffc compile with data parallelism (-g N) and with every
@@ -25,6 +26,11 @@
 # runs adds to each ffc line the time `ffc simulate` predicts with those costs and that machine
 # (--machine M instead: a preset or machine file); summary.md then has the predicted-vs-measured
 # table.
+#
+# --search (issue 8, the search's payoff; implies --profile): the profiling programs measure every
+# kernel `ffc search` may propose (no --no-search-space), then, per model and GPU count, `ffc search
+# --time S` with those costs and links writes DIR/strategies/<model>_search<N>.pbtxt (its report in
+# DIR/search/), which is compiled, built and run like the other strategies, as strategy `search`.
 #
 # Out (DIR, default build-bench/results): results.jsonl (one line per run), summary.md (the
 # table, also printed), meta.json (card, date, commit, command), logs.tar.gz (every step's log
@@ -50,6 +56,8 @@ PYTORCH=1
 TRACE=0
 FFC_FLAGS=""
 PROFILE=0
+SEARCH=0
+SEARCH_TIME=60
 MACHINE=""
 BUILD=1
 BUILD_ONLY=0
@@ -82,6 +90,8 @@ while [[ $# -gt 0 ]]; do
     --ffc-flags) FFC_FLAGS=$2; shift 2 ;;      # more flags for every ffc program (e.g. --cuda-graph)
     --profile) PROFILE=1; shift ;;             # measured costs and the simulator's predictions
     --machine) MACHINE=$2; shift 2 ;;          # with --profile: ffc simulate's machine
+    --search) SEARCH=1; PROFILE=1; shift ;;    # profile the search space, ffc search, run what it finds
+    --search-time) SEARCH_TIME=$2; shift 2 ;;  # seconds for each ffc search
     --build-only) BUILD_ONLY=1; shift ;;
     --no-build) BUILD=0; shift ;;              # use the programs built by an earlier call
     --append) APPEND=1; shift ;;               # add to DIR/results.jsonl instead of starting it anew
@@ -111,6 +121,7 @@ OUT=$(cd "$OUT" && pwd)
 rm -rf "${LOGS:?}"/*
 RESULTS="$OUT/results.jsonl"
 [[ $APPEND == 1 ]] || : > "$RESULTS"
+rm -rf "${OUT:?}/strategies" "${OUT:?}/search"
 START=$SECONDS
 
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -186,6 +197,10 @@ strategies_for() {
     echo "$stem"
   done
 }
+# strategy_file STEM: a strategy the search wrote in this call (DIR/strategies), else strategies/.
+strategy_file() {
+  if [[ -f "$OUT/strategies/$1.pbtxt" ]]; then echo "$OUT/strategies/$1.pbtxt"; else echo "$REPO/strategies/$1.pbtxt"; fi
+}
 # label MODEL N STRATEGY-STEM|dp: the program's name (a CMake target, a directory).
 label() { if [[ $3 == dp ]]; then echo "${1}_g${2}_dp"; else echo "${1}_g${2}_${3#"${1}"_}"; fi; }
 short() { if [[ $2 == dp ]]; then echo dp; else echo "${2#"${1}"_}"; fi; }
@@ -226,31 +241,80 @@ copy_if_changed() {
   for f in "$1"/*; do cmp -s "$f" "$2/$(basename "$f")" || cp "$f" "$2/"; done
 }
 
-if [[ $BUILD == 1 ]]; then
-  BUILT=()
-  for p in "${PLAN[@]}"; do
-    set -- $p; m=$1; n=$2; s=$3; l=$(label $m $n $s)
-    [[ -n ${STATUS[$l]:-} ]] && continue
-    sflag=(); [[ $s != dp ]] && sflag=(-s "$REPO/strategies/$s.pbtxt")
-    tmp="$WORK/tmp/$l"; rm -rf "$tmp"
-    if timeout "$(step_limit)" "$FFC" compile "$REPO/examples/$m.ff" "${sflag[@]}" -g "$n" -b "${BATCH[$m]}" \
-         -o "$tmp" --name "$l" --optimizer sgd > "$LOGS/compile_$l.log" 2>&1; then
-      copy_if_changed "$tmp" "$SRC/$l"
-      BUILT+=("$l")
-    else
-      STATUS[$l]="compile: $(summ failure --system ffc --model "$m" --gpus "$n" --batch 0 --log "$LOGS/compile_$l.log" |
-                            "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["error"])')"
-      say "ffc compile $l failed: ${STATUS[$l]}"
-    fi
+# compile_program MODEL N STEM|dp: ffc compile into SRC/<label>, listed in BUILT (or STATUS: why not).
+compile_program() {
+  local m=$1 n=$2 s=$3 l sflag=() tmp
+  l=$(label "$m" "$n" "$s")
+  [[ -n ${STATUS[$l]:-} ]] && return
+  [[ $s != dp ]] && sflag=(-s "$(strategy_file "$s")")
+  tmp="$WORK/tmp/$l"; rm -rf "$tmp"
+  if timeout "$(step_limit)" "$FFC" compile "$REPO/examples/$m.ff" "${sflag[@]}" -g "$n" -b "${BATCH[$m]}" \
+       -o "$tmp" --name "$l" --optimizer sgd > "$LOGS/compile_$l.log" 2>&1; then
+    copy_if_changed "$tmp" "$SRC/$l"
+    BUILT+=("$l")
+  else
+    STATUS[$l]="compile: $(summ failure --system ffc --model "$m" --gpus "$n" --batch 0 --log "$LOGS/compile_$l.log" |
+                          "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["error"])')"
+    say "ffc compile $l failed: ${STATUS[$l]}"
+  fi
+  rm -rf "$tmp"
+}
+
+# build_programs: one parent CMake project over every program in BUILT (libffrt built once); a
+# program that did not build gets its STATUS.
+build_programs() {
+  [[ ${#BUILT[@]} -gt 0 ]] || return 0
+  local langs="C CXX" l err line cuda_flags=()
+  [[ $BACKEND == cuda ]] && langs="C CXX CUDA"
+  {
+    echo "# Generated by bench/run.sh: every program of the benchmark over one libffrt build. Do not edit."
+    echo "cmake_minimum_required(VERSION 3.25)"
+    echo "project(ffc_bench LANGUAGES $langs)"
+    echo "set(CMAKE_CXX_STANDARD 20)"
+    echo "set(CMAKE_CXX_STANDARD_REQUIRED ON)"
+    echo 'if(NOT CMAKE_BUILD_TYPE)'
+    echo '  set(CMAKE_BUILD_TYPE Release CACHE STRING "Build type" FORCE)'
+    echo 'endif()'
+    echo "set(FFC_SOURCE_DIR \"$REPO\" CACHE PATH \"the ffc source tree\")"
+    echo "set(FFRT_BACKEND $BACKEND CACHE STRING \"the runtime backend\")"
+    echo 'add_subdirectory(${FFC_SOURCE_DIR}/runtime ffrt)'
+    for l in "${BUILT[@]}"; do echo "add_subdirectory($l)"; done
+  } > "$WORK/CMakeLists.new"
+  cmp -s "$WORK/CMakeLists.new" "$SRC/CMakeLists.txt" || cp "$WORK/CMakeLists.new" "$SRC/CMakeLists.txt"
+  rm -f "$WORK/CMakeLists.new"
+  say "building ${#BUILT[@]} programs (FFRT_BACKEND=$BACKEND, -j$JOBS)"
+  [[ $BACKEND == cuda ]] && cuda_flags=(-DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH")
+  if ! timeout "$(build_limit)" cmake -S "$SRC" -B "$BLD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFFRT_BACKEND="$BACKEND" \
+         "${cuda_flags[@]}" >> "$LOGS/build_programs.log" 2>&1; then
+    err=$(summ failure --system ffc --model x --gpus 0 --batch 0 --log "$LOGS/build_programs.log" |
+          "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["error"])')
+    say "cmake of the programs failed: $err"
+    for l in "${BUILT[@]}"; do [[ -n ${STATUS[$l]:-} ]] || STATUS[$l]="cmake: $err"; done
+  else
+    timeout "$(build_limit)" ninja -C "$BLD" -k 0 -j "$JOBS" >> "$LOGS/build_programs.log" 2>&1 || say "the build had errors (or ran out of time)"
+  fi
+  for l in "${BUILT[@]}"; do
+    [[ -n ${STATUS[$l]:-} || -x "$BLD/$l/$l" ]] && continue
+    line=$(grep -E "(/$l/|$l\\.dir).*(error|Error)|(error|Error).*(/$l/|$l\\.dir)" "$LOGS/build_programs.log" | head -n 1)
+    [[ -z $line ]] && line=$(grep -m 1 -E '\berror\b|Error [0-9]|FAILED' "$LOGS/build_programs.log")
+    STATUS[$l]="build: ${line:-not built (time budget?)}"
   done
+  say "build done"
+}
+
+BUILT=()
+if [[ $BUILD == 1 ]]; then
+  for p in "${PLAN[@]}"; do compile_program $p; done
   if [[ $PROFILE == 1 ]]; then
+    # --search measures every kernel the search may propose; otherwise only the plan's strategies.
+    space=(--no-search-space); [[ $SEARCH == 1 ]] && space=()
     for n in $GPUS; do
       for m in $MODELS; do
         l="${m}_g${n}_profile"; sflag=()
         for s in $(strategies_for "$m" "$n"); do sflag+=(-s "$REPO/strategies/$s.pbtxt"); done
         tmp="$WORK/tmp/$l"; rm -rf "$tmp"
         if timeout "$(step_limit)" "$FFC" profile "$REPO/examples/$m.ff" "${sflag[@]}" -g "$n" -b "${BATCH[$m]}" \
-             --no-search-space --math "$MATH" -o "$tmp" --name "$l" > "$LOGS/compile_$l.log" 2>&1; then
+             "${space[@]}" --math "$MATH" -o "$tmp" --name "$l" > "$LOGS/compile_$l.log" 2>&1; then
           copy_if_changed "$tmp" "$SRC/$l"
           BUILT+=("$l")
           PROFILES+=("$l $m $n")
@@ -261,45 +325,11 @@ if [[ $BUILD == 1 ]]; then
     done
   fi
   rm -rf "$WORK/tmp"
-
-  if [[ ${#BUILT[@]} -gt 0 ]]; then
-    langs="C CXX"; [[ $BACKEND == cuda ]] && langs="C CXX CUDA"
-    {
-      echo "# Generated by bench/run.sh: every program of the benchmark over one libffrt build. Do not edit."
-      echo "cmake_minimum_required(VERSION 3.25)"
-      echo "project(ffc_bench LANGUAGES $langs)"
-      echo "set(CMAKE_CXX_STANDARD 20)"
-      echo "set(CMAKE_CXX_STANDARD_REQUIRED ON)"
-      echo 'if(NOT CMAKE_BUILD_TYPE)'
-      echo '  set(CMAKE_BUILD_TYPE Release CACHE STRING "Build type" FORCE)'
-      echo 'endif()'
-      echo "set(FFC_SOURCE_DIR \"$REPO\" CACHE PATH \"the ffc source tree\")"
-      echo "set(FFRT_BACKEND $BACKEND CACHE STRING \"the runtime backend\")"
-      echo 'add_subdirectory(${FFC_SOURCE_DIR}/runtime ffrt)'
-      for l in "${BUILT[@]}"; do echo "add_subdirectory($l)"; done
-    } > "$WORK/CMakeLists.new"
-    cmp -s "$WORK/CMakeLists.new" "$SRC/CMakeLists.txt" || cp "$WORK/CMakeLists.new" "$SRC/CMakeLists.txt"
-    rm -f "$WORK/CMakeLists.new"
-    say "building ${#BUILT[@]} programs (FFRT_BACKEND=$BACKEND, -j$JOBS)"
-    cuda_flags=(); [[ $BACKEND == cuda ]] && cuda_flags=(-DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH")
-    if ! timeout "$(build_limit)" cmake -S "$SRC" -B "$BLD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFFRT_BACKEND="$BACKEND" \
-           "${cuda_flags[@]}" > "$LOGS/build_programs.log" 2>&1; then
-      err=$(summ failure --system ffc --model x --gpus 0 --batch 0 --log "$LOGS/build_programs.log" |
-            "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["error"])')
-      say "cmake of the programs failed: $err"
-      for l in "${BUILT[@]}"; do STATUS[$l]="cmake: $err"; done
-    else
-      timeout "$(build_limit)" ninja -C "$BLD" -k 0 -j "$JOBS" >> "$LOGS/build_programs.log" 2>&1 || say "the build had errors (or ran out of time)"
-    fi
-    for l in "${BUILT[@]}"; do
-      [[ -n ${STATUS[$l]:-} || -x "$BLD/$l/$l" ]] && continue
-      line=$(grep -E "(/$l/|$l\\.dir).*(error|Error)|(error|Error).*(/$l/|$l\\.dir)" "$LOGS/build_programs.log" | head -n 1)
-      [[ -z $line ]] && line=$(grep -m 1 -E '\berror\b|Error [0-9]|FAILED' "$LOGS/build_programs.log")
-      STATUS[$l]="build: ${line:-not built (time budget?)}"
-    done
-    say "build done"
-  fi
+  : > "$LOGS/build_programs.log"
+  build_programs
 fi
+ALL_BUILT=("${BUILT[@]}")
+FOUND_BUILT=()
 if [[ $BUILD_ONLY == 1 ]]; then
   nb=0; for p in "${PLAN[@]}"; do l=$(label $p); [[ -x "$BLD/$l/$l" ]] && nb=$((nb + 1)); done
   say "--build-only: $nb of ${#PLAN[@]} programs built"
@@ -341,6 +371,50 @@ if [[ $PROFILE == 1 && ${#PROFILES[@]} -gt 0 ]]; then
   fi
 fi
 [[ -n $MACHINE ]] || MACHINE=$PRESET
+
+# ---- --search: ffc search on the measured costs and links, then build what it found --------------
+if [[ $SEARCH == 1 && $BUILD == 1 ]]; then
+  mkdir -p "$OUT/strategies" "$OUT/search"
+  # The searches run side by side (each is one thread), each bounded by --search-time.
+  searched=()
+  t=$(step_limit)
+  (( SEARCH_TIME + 30 < t )) && t=$((SEARCH_TIME + 30))
+  for n in $GPUS; do
+    for m in $MODELS; do
+      costs="$OUT/costs/${m}_g${n}.costs"
+      [[ -s $costs ]] || { say "search $m g$n: no cost table"; continue; }
+      say "search $m g$n (--time $SEARCH_TIME) ..."
+      timeout -k 10 "$t" "$FFC" search "$REPO/examples/$m.ff" -g "$n" -b "${BATCH[$m]}" --math "$MATH" \
+        --optimizer sgd --costs "$costs" --machine "$MACHINE" --time "$SEARCH_TIME" -q \
+        -o "$OUT/strategies/${m}_search${n}.pbtxt" > "$OUT/search/${m}_g${n}.txt" 2> "$LOGS/search_${m}_g${n}.log" &
+      searched+=("$m $n")
+    done
+  done
+  wait
+  found=()
+  for p in "${searched[@]}"; do
+    set -- $p; m=$1; n=$2; r="$OUT/search/${m}_g${n}.txt"
+    if [[ -s "$OUT/strategies/${m}_search${n}.pbtxt" ]]; then
+      say "search $m g$n: $(grep -E '^predicted iteration time' "$r"); $(grep -E '^kernels measured' "$r"); $(grep -E '^search time' "$r")"
+      found+=("$m $n ${m}_search${n}")
+    else
+      say "search $m g$n failed: $(tail -n 1 "$LOGS/search_${m}_g${n}.log")"
+    fi
+  done
+  for p in "${found[@]}"; do
+    BUILT=()
+    compile_program $p
+    PLAN+=("$p")
+    FOUND_BUILT+=("${BUILT[@]}")
+  done
+  if [[ ${#FOUND_BUILT[@]} -gt 0 ]]; then
+    BUILT=("${ALL_BUILT[@]}" "${FOUND_BUILT[@]}")
+    build_programs
+  fi
+  rm -rf "$WORK/tmp"
+elif [[ $SEARCH == 1 ]]; then
+  say "--search needs a build (not --no-build): no search"
+fi
 
 # ---- run -------------------------------------------------------------------------------------
 run_ffc() {   # MODEL N STEM
@@ -425,7 +499,8 @@ unset CUDA_VISIBLE_DEVICES
 # ---- summary ---------------------------------------------------------------------------------
 if [[ $PROFILE == 1 && -d "$OUT/costs" ]]; then
   traces=(); [[ $TRACE == 1 ]] && traces=(--traces "$LOGS")
-  summ predict "$RESULTS" --ffc "$FFC" --repo "$REPO" --costs "$OUT/costs" --machine "$MACHINE" "${traces[@]}" ||
+  summ predict "$RESULTS" --ffc "$FFC" --repo "$REPO" --costs "$OUT/costs" --machine "$MACHINE" \
+    --strategies "$OUT/strategies" "${traces[@]}" ||
     say "the predictions failed"
 fi
 summ table "$RESULTS" --meta "$OUT/meta.json" > "$OUT/summary.md"

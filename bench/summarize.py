@@ -6,7 +6,7 @@
                                                                   one result line from ffc's --log-json
     summarize.py failure --system S --model M ... --log LOG [--reason TEXT]
                                                                   one result line for a failed run
-    summarize.py predict RESULTS.jsonl --ffc FFC --repo REPO --costs DIR [--machine M]
+    summarize.py predict RESULTS.jsonl --ffc FFC --repo REPO --costs DIR [--machine M] [--strategies DIR]
                                                                   adds ffc simulate's predicted_ms to
                                                                   each ffc line (rewrites the file)
 
@@ -232,7 +232,9 @@ def predict(a):
         if a.machine:
             cmd += ["--machine", a.machine]
         if r["strategy"] != "dp":
-            cmd += ["-s", os.path.join(a.repo, "strategies", f"{r['model']}_{r['strategy']}.pbtxt")]
+            name = f"{r['model']}_{r['strategy']}.pbtxt"
+            found = os.path.join(a.strategies, name) if a.strategies else None
+            cmd += ["-s", found if found and os.path.exists(found) else os.path.join(a.repo, "strategies", name)]
         stem = os.path.join(a.traces, f"{r['model']}_g{r['gpus']}_{r['strategy']}") if a.traces else None
         traced = stem is not None and os.path.exists(stem + ".trace.json")
         if traced:
@@ -275,6 +277,8 @@ def main():
     pr.add_argument("--repo", required=True, help="the ffc source tree: examples/ and strategies/")
     pr.add_argument("--costs", required=True, help="a directory of <model>_g<N>.costs tables")
     pr.add_argument("--machine", help="ffc simulate --machine (a preset or a machine file)")
+    pr.add_argument("--strategies", help="a directory of strategy files to look in before REPO/strategies "
+                    "(bench/run.sh --search writes the strategies it found there)")
     pr.add_argument("--traces", help="a directory of the programs' --trace files: compare each with ffc simulate's")
     for name in ("ffc-result", "failure"):
         p = sub.add_parser(name)
