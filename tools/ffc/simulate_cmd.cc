@@ -143,7 +143,7 @@ int cmd_simulate(const SimulateFlags& f) {
   std::string costs = "analytical costs";
   if (measured) {
     const MeasuredCostModel::Coverage cov = measured->coverage(c.graph, c.program);
-    costs = fmt::format("costs {}: {} of {} kernels measured, the rest analytical", fmt::join(f.costs, ", "),
+    costs = fmt::format("costs {}: {} of {} kernels measured, the rest estimated", fmt::join(f.costs, ", "),
                         cov.measured, cov.kernels);
   }
 
