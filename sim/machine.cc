@@ -181,6 +181,8 @@ Machine parse_machine(std::string_view text, const std::string& file) {
     if (key == "overlap_slowdown" && v < 1) user_error(loc, "'overlap_slowdown' must be 1 or more, got {}", value);
     if (v < 0 || (v == 0 && !k->zero_ok))
       user_error(loc, "'{}' must be {}, got {}", key, k->zero_ok ? "zero or more" : "positive", value);
+    // A rate of 1e-320 is positive, and makes every transfer take forever: no key means that.
+    if (v > 0 && v < 1e-6) user_error(loc, "'{}' must be {}at least 1e-6, got {}", key, k->zero_ok ? "0 or " : "", value);
     m.*(k->field) = v * k->unit;
   }
   return m;

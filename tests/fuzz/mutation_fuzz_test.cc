@@ -1,5 +1,6 @@
-// A deterministic mutation fuzzer for the two readers of user input: the .ff parser and the
-// strategy reader (text and binary).
+// A deterministic mutation fuzzer for the readers of user input: the .ff parser, the strategy
+// reader (text and binary), and the simulator's cost tables (`--costs`) and machine files
+// (`--machine`).
 //
 // Seeds are the example models and strategies and the lit tests' inputs (good and bad ones). Each
 // is mutated thousands of times — byte flips, inserted tokens that matter to the grammars (`[`, `N`,
@@ -19,6 +20,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -32,7 +34,11 @@
 #include "frontend/strategy.h"
 #include "ir/op_table.h"
 #include "ir/printer.h"
+#include "passes/parallel.h"
 #include "passes/pipeline.h"
+#include "sim/cost_table.h"
+#include "sim/machine.h"
+#include "sim/simulate.h"
 
 namespace ffc {
 namespace {
@@ -455,6 +461,114 @@ TEST(FuzzStrategies, Binary) {
     try_strategy(bytes, true, g);
     for (int i = 0; i < 1500 * scale(); ++i) {
       try_strategy(m.mutate(bytes), true, g);
+      if (HasFailure()) return;
+    }
+  }
+}
+
+// ---- cost tables and machine files ----------------------------------------------------------------
+
+/// Tokens of the cost-table and machine-file formats, and numbers at the edges of what they read.
+std::vector<std::string> sim_tokens() {
+  return {"ffc-costs 1\n", "ffc-costs 2\n", "ffc-costs 3\n", "h100 ", "h200 ", "fp32 ", "tf32 ", "bf16 ", " 1 ",
+          " 0 ", " -1 ", " 1e12 ", " 1e13 ", " nan ", " inf ", " 0x10 ", "1e308", "1e-320", "{", "}", "=", " = ",
+          "#", "\n", " ", "\t", "\r", "base = h200\n", "base = ", "nodes = auto\n", "nodes = 0\n",
+          "gpus_per_node = 65537\n", "overlap_slowdown = 0.5\n", "intra_node_bandwidth_gb_s = 1e-300\n",
+          "memory_bandwidth_gb_s = 0\n", "launch_us = 0\n", "job_launch_us = 1e15\n", "grouped_collective_us = ring\n",
+          "phase_latency_us = ", "name = a b\n", "card = \n", "linear forward f32 {} in=4x8 out=4x2", "in=", "x",
+          std::string(1, '\0'), "\xff"};
+}
+
+/// A small model on 2 ranks, compiled once: accepted machines and tables must price it.
+const Compiled& priced_program() {
+  static const Compiled c = [] {
+    Graph g = parse_ff("model m\nx = input() : f32[N,64]\nh = linear(x, out_features=32, activation=relu) : f32[N,32]\n"
+                       "y = linear(h, out_features=8) : f32[N,8]\n",
+                       "priced.ff");
+    run_graph_pipeline(g, PipelineOptions{});
+    ParallelOptions po;
+    po.devices = 2;
+    po.batch = 16;
+    return compile_parallel(std::move(g), Strategy{}, po);
+  }();
+  return c;
+}
+
+/// An accepted table prints, parses back to the same text, and prices a program to a finite time.
+void try_costs(const std::string& text) {
+  g_current = text;
+  try {
+    const CostTable t = CostTable::parse(text, "fuzz.costs");
+    const std::string printed = t.print();
+    CostTable again;
+    try {
+      again = CostTable::parse(printed, "printed.costs");
+    } catch (const UserError& e) {
+      ADD_FAILURE() << "the printed form of an accepted table does not parse: " << e.what() << "\n" << printed;
+      return;
+    }
+    EXPECT_EQ(again.print(), printed) << "printing is not a fixed point";
+    const Machine m = *machine_preset("h100");
+    const AnalyticalCostModel analytical(m, Math::fp32);
+    MeasuredCostModel measured(t, analytical);
+    const Compiled& c = priced_program();
+    measured.calibrate(c.graph, c.program);
+    const double time = simulate(c.graph, c.program, m, measured).iteration;
+    EXPECT_TRUE(std::isfinite(time) && time >= 0) << time;
+  } catch (const UserError&) {
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not a UserError: " << typeid(e).name() << ": " << e.what() << "\ninput:\n" << text;
+  }
+}
+
+/// An accepted machine describes itself and prices a program to a finite, positive time.
+void try_machine(const std::string& text) {
+  g_current = text;
+  try {
+    Machine m = parse_machine(text, "fuzz.machine");
+    EXPECT_FALSE(m.describe().empty());
+    if (m.nodes == 0) m.nodes = (2 + m.gpus_per_node - 1) / m.gpus_per_node;
+    if (m.gpus() < 2) return;
+    const AnalyticalCostModel analytical(m, Math::fp32);
+    const Compiled& c = priced_program();
+    const double time = simulate(c.graph, c.program, m, analytical).iteration;
+    EXPECT_TRUE(std::isfinite(time) && time > 0) << time << " s on:\n" << text;
+  } catch (const UserError&) {
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not a UserError: " << typeid(e).name() << ": " << e.what() << "\ninput:\n" << text;
+  }
+}
+
+TEST(FuzzSimInputs, CostTables) {
+  // The tables bench/ measured on GPUs, and the lit tests' (small, and some near an error).
+  std::vector<Seed> seeds = files(kSource / "bench" / "data", ".costs", true);
+  for (Seed& s : files(kSource / "tests" / "lit", ".costs", true)) seeds.push_back(std::move(s));
+  if (seeds.empty()) GTEST_SKIP() << "no *.costs under bench/data or tests/lit";
+  install_crash_handler();
+  Mutator m(6, sim_tokens());
+  for (const Seed& s : seeds) {
+    SCOPED_TRACE(s.path);
+    try_costs(s.text);
+    // Mutate the header and a slice of lines: whole tables are long, and their lines alike.
+    std::string head = s.text.substr(0, std::min<size_t>(s.text.size(), 2000));
+    for (int i = 0; i < 300 * scale(); ++i) {
+      try_costs(m.mutate(head));
+      if (HasFailure()) return;
+    }
+  }
+}
+
+TEST(FuzzSimInputs, MachineFiles) {
+  std::vector<Seed> seeds = files(kSource / "bench" / "data", ".machine", true);
+  for (Seed& s : files(kSource / "tests" / "lit", ".machine", true)) seeds.push_back(std::move(s));
+  seeds.push_back({"preset-like", "base = h200\nname = mine\nnodes = 2\ngpus_per_node = 1\n"});
+  install_crash_handler();
+  Mutator m(7, sim_tokens());
+  for (const Seed& s : seeds) {
+    SCOPED_TRACE(s.path);
+    try_machine(s.text);
+    for (int i = 0; i < 2000 * scale(); ++i) {
+      try_machine(m.mutate(s.text));
       if (HasFailure()) return;
     }
   }

@@ -447,6 +447,10 @@ TEST(Machine, ErrorsNameFileAndLine) {
                                                  "overlap_slowdown, job_launch_us)");
   EXPECT_EQ(parse("\n\nfp32_tflop_s = fast\n"), "m.txt:3: error: 'fp32_tflop_s' takes a number, got 'fast'");
   EXPECT_EQ(parse("gpu_memory_gib = 0\n"), "m.txt:1: error: 'gpu_memory_gib' must be positive, got 0");
+  // Positive, but so small a rate that every transfer takes forever (found by tests/fuzz).
+  EXPECT_EQ(parse("intra_node_bandwidth_gb_s = 311.5591e-320\n"),
+            "m.txt:1: error: 'intra_node_bandwidth_gb_s' must be at least 1e-6, got 311.5591e-320");
+  EXPECT_EQ(parse("launch_us = 1e-9\n"), "m.txt:1: error: 'launch_us' must be 0 or at least 1e-6, got 1e-9");
   EXPECT_EQ(parse("nodes 2\n"), "m.txt:1: error: expected `key = value`, got 'nodes 2'");
   EXPECT_EQ(parse("nodes = 1\nnodes = 2\n"), "m.txt:2: error: 'nodes' is given twice");
   EXPECT_EQ(parse("nodes = 1\nbase = h100\n"), "m.txt:2: error: 'base' must come before every other key");
