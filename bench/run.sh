@@ -30,7 +30,8 @@
 # --search (issue 8, the search's payoff; implies --profile): the profiling programs measure every
 # kernel `ffc search` may propose (no --no-search-space), then, per model and GPU count, `ffc search
 # --time S` with those costs and links writes DIR/strategies/<model>_search<N>.pbtxt (its report in
-# DIR/search/), which is compiled, built and run like the other strategies, as strategy `search`.
+# DIR/search/), which is compiled, built and run like the other strategies, as strategy `searchN`
+# (not for 1 GPU, where every op has one placement, nor for more GPUs than the host has).
 #
 # Out (DIR, default build-bench/results): results.jsonl (one line per run), summary.md (the
 # table, also printed), meta.json (card, date, commit, command), logs.tar.gz (every step's log
@@ -120,8 +121,8 @@ mkdir -p "$OUT" "$SRC" "$LOGS"
 OUT=$(cd "$OUT" && pwd)
 rm -rf "${LOGS:?}"/*
 RESULTS="$OUT/results.jsonl"
-[[ $APPEND == 1 ]] || : > "$RESULTS"
-rm -rf "${OUT:?}/strategies" "${OUT:?}/search"
+# An appended call keeps the strategies an earlier --search wrote: its rows are predicted again.
+[[ $APPEND == 1 ]] || { : > "$RESULTS"; rm -rf "${OUT:?}/strategies" "${OUT:?}/search"; }
 START=$SECONDS
 
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -289,7 +290,7 @@ build_programs() {
     err=$(summ failure --system ffc --model x --gpus 0 --batch 0 --log "$LOGS/build_programs.log" |
           "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["error"])')
     say "cmake of the programs failed: $err"
-    for l in "${BUILT[@]}"; do [[ -n ${STATUS[$l]:-} ]] || STATUS[$l]="cmake: $err"; done
+    for l in "${BUILT[@]}"; do [[ -n ${STATUS[$l]:-} || -x "$BLD/$l/$l" ]] || STATUS[$l]="cmake: $err"; done
   else
     timeout "$(build_limit)" ninja -C "$BLD" -k 0 -j "$JOBS" >> "$LOGS/build_programs.log" 2>&1 || say "the build had errors (or ran out of time)"
   fi
@@ -331,6 +332,7 @@ fi
 ALL_BUILT=("${BUILT[@]}")
 FOUND_BUILT=()
 if [[ $BUILD_ONLY == 1 ]]; then
+  [[ $SEARCH == 1 ]] && say "--build-only: no profiles, so no search"
   nb=0; for p in "${PLAN[@]}"; do l=$(label $p); [[ -x "$BLD/$l/$l" ]] && nb=$((nb + 1)); done
   say "--build-only: $nb of ${#PLAN[@]} programs built"
   tar -czf "$OUT/logs.tar.gz" -C "$WORK" logs
@@ -375,30 +377,37 @@ fi
 # ---- --search: ffc search on the measured costs and links, then build what it found --------------
 if [[ $SEARCH == 1 && $BUILD == 1 ]]; then
   mkdir -p "$OUT/strategies" "$OUT/search"
-  # The searches run side by side (each is one thread), each bounded by --search-time.
-  searched=()
+  # The searches run side by side (each is one thread), each given --search-time, or what the
+  # budget leaves (30 s kept for writing the strategy and the timeout's margin).
+  searched=(); pids=()
   t=$(step_limit)
   (( SEARCH_TIME + 30 < t )) && t=$((SEARCH_TIME + 30))
+  st=$((t - 30)); (( st < 5 )) && st=5
   for n in $GPUS; do
+    # One GPU has one placement for every op (data parallelism); a count the host lacks cannot run.
+    [[ $n -gt 1 ]] || continue
+    [[ $BACKEND == cuda && $n -gt $NGPU ]] && continue
     for m in $MODELS; do
       costs="$OUT/costs/${m}_g${n}.costs"
       [[ -s $costs ]] || { say "search $m g$n: no cost table"; continue; }
-      say "search $m g$n (--time $SEARCH_TIME) ..."
+      say "search $m g$n (--time $st) ..."
       timeout -k 10 "$t" "$FFC" search "$REPO/examples/$m.ff" -g "$n" -b "${BATCH[$m]}" --math "$MATH" \
-        --optimizer sgd --costs "$costs" --machine "$MACHINE" --time "$SEARCH_TIME" -q \
+        --optimizer sgd --costs "$costs" --machine "$MACHINE" --time "$st" -q \
         -o "$OUT/strategies/${m}_search${n}.pbtxt" > "$OUT/search/${m}_g${n}.txt" 2> "$LOGS/search_${m}_g${n}.log" &
-      searched+=("$m $n")
+      pids+=($!); searched+=("$m $n")
     done
   done
-  wait
   found=()
-  for p in "${searched[@]}"; do
-    set -- $p; m=$1; n=$2; r="$OUT/search/${m}_g${n}.txt"
-    if [[ -s "$OUT/strategies/${m}_search${n}.pbtxt" ]]; then
+  for i in "${!searched[@]}"; do
+    set -- ${searched[$i]}; m=$1; n=$2; r="$OUT/search/${m}_g${n}.txt"
+    rc=0; wait "${pids[$i]}" || rc=$?
+    if [[ $rc == 0 && -s "$OUT/strategies/${m}_search${n}.pbtxt" ]]; then
       say "search $m g$n: $(grep -E '^predicted iteration time' "$r"); $(grep -E '^kernels measured' "$r"); $(grep -E '^search time' "$r")"
       found+=("$m $n ${m}_search${n}")
+    elif [[ $rc == 124 || $rc == 137 ]]; then
+      say "search $m g$n failed: timed out after $t s"
     else
-      say "search $m g$n failed: $(tail -n 1 "$LOGS/search_${m}_g${n}.log")"
+      say "search $m g$n failed (exit $rc): $(tail -n 1 "$LOGS/search_${m}_g${n}.log")"
     fi
   done
   for p in "${found[@]}"; do

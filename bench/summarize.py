@@ -212,9 +212,10 @@ def simulator_table(results):
         for i, a in enumerate(rs):
             for b in rs[i + 1:]:
                 ma, mb = a["median_s"], b["median_s"]
+                pa, pb = a["predicted_ms"], b["predicted_ms"]
                 if abs(ma - mb) <= TIE * min(ma, mb):
                     ties.append(f"{a['strategy']} and {b['strategy']}")
-                elif (ma < mb) != (a["predicted_ms"] < b["predicted_ms"]):
+                elif pa == pb or (ma < mb) != (pa < pb):  # predicted equal: no order predicted
                     swapped.append(f"{a['strategy']} and {b['strategy']}")
         same = "same" if not swapped else f"differs (predicted {' < '.join(by_predicted)})"
         if ties:

@@ -155,6 +155,7 @@ double MeasuredCostModel::kernel(const Graph& g, const RankProgram& r, const Ins
 }
 
 void MeasuredCostModel::calibrate(const Graph& g, const Program& p) {
+  scale_.clear();
   std::map<std::pair<std::string, int>, std::pair<double, double>> sums;
   for (const RankProgram& r : p.ranks)
     for (const Instr& in : r.step)

@@ -1,8 +1,9 @@
 // Measured kernel costs (`--costs DB`): a versioned text file, one kernel a line, keyed by the
 // card, the math mode and what decides a kernel's time — op kind, kernel, dtype, attributes and
 // operand extents (`kernel_key`). Tables merge: a later entry for the same key replaces an earlier
-// one. MeasuredCostModel answers from the table where it can and from the analytical model
-// elsewhere. The format is in docs/simulator.md; `ffc profile` writes it (codegen/profile.h).
+// one. MeasuredCostModel answers from the table where it can and elsewhere from the analytical
+// model, scaled by the op's measured ratio once calibrated. The format is in docs/simulator.md;
+// `ffc profile` writes it (codegen/profile.h).
 #pragma once
 
 #include <map>

@@ -470,7 +470,7 @@ TEST(FuzzStrategies, Binary) {
 
 /// Tokens of the cost-table and machine-file formats, and numbers at the edges of what they read.
 std::vector<std::string> sim_tokens() {
-  return {"ffc-costs 1\n", "ffc-costs 2\n", "ffc-costs 3\n", "h100 ", "h200 ", "fp32 ", "tf32 ", "bf16 ", " 1 ",
+  return {"ffc-costs 1\n", "ffc-costs 2\n", " 0.000 ", " 0 1 ", "h100 fp32 0 1 ", "ffc-costs 3\n", "h100 ", "h200 ", "fp32 ", "tf32 ", "bf16 ", " 1 ",
           " 0 ", " -1 ", " 1e12 ", " 1e13 ", " nan ", " inf ", " 0x10 ", "1e308", "1e-320", "{", "}", "=", " = ",
           "#", "\n", " ", "\t", "\r", "base = h200\n", "base = ", "nodes = auto\n", "nodes = 0\n",
           "gpus_per_node = 65537\n", "overlap_slowdown = 0.5\n", "intra_node_bandwidth_gb_s = 1e-300\n",
@@ -479,19 +479,21 @@ std::vector<std::string> sim_tokens() {
           std::string(1, '\0'), "\xff"};
 }
 
-/// A small model on 2 ranks, compiled once: accepted machines and tables must price it.
-const Compiled& priced_program() {
-  static const Compiled c = [] {
+/// A small model, data parallel on 2 ranks (or on 1), compiled once: accepted machines and tables
+/// must price it.
+const Compiled& priced_program(int devices = 2) {
+  auto compile = [](int n) {
     Graph g = parse_ff("model m\nx = input() : f32[N,64]\nh = linear(x, out_features=32, activation=relu) : f32[N,32]\n"
                        "y = linear(h, out_features=8) : f32[N,8]\n",
                        "priced.ff");
     run_graph_pipeline(g, PipelineOptions{});
     ParallelOptions po;
-    po.devices = 2;
+    po.devices = n;
     po.batch = 16;
     return compile_parallel(std::move(g), Strategy{}, po);
-  }();
-  return c;
+  };
+  static const Compiled two = compile(2), one = compile(1);
+  return devices == 1 ? one : two;
 }
 
 /// An accepted table prints, parses back to the same text, and prices a program to a finite time.
@@ -513,8 +515,11 @@ void try_costs(const std::string& text) {
     MeasuredCostModel measured(t, analytical);
     const Compiled& c = priced_program();
     measured.calibrate(c.graph, c.program);
-    const double time = simulate(c.graph, c.program, m, measured).iteration;
-    EXPECT_TRUE(std::isfinite(time) && time >= 0) << time;
+    // The 2-rank program's kernels as measured; the 1-rank program's (twice the rows) scaled.
+    for (const Compiled* p : {&c, &priced_program(1)}) {
+      const double time = simulate(p->graph, p->program, m, measured).iteration;
+      EXPECT_TRUE(std::isfinite(time) && time >= 0) << time;
+    }
   } catch (const UserError&) {
   } catch (const std::exception& e) {
     ADD_FAILURE() << "not a UserError: " << typeid(e).name() << ": " << e.what() << "\ninput:\n" << text;
@@ -544,6 +549,16 @@ TEST(FuzzSimInputs, CostTables) {
   std::vector<Seed> seeds = files(kSource / "bench" / "data", ".costs", true);
   for (Seed& s : files(kSource / "tests" / "lit", ".costs", true)) seeds.push_back(std::move(s));
   if (seeds.empty()) GTEST_SKIP() << "no *.costs under bench/data or tests/lit";
+  // And a table of the priced program's own kernels, for the card and math it is priced with, so
+  // that mutants reach the measured and calibrated prices (a time of 0 included).
+  {
+    const Compiled& c = priced_program();
+    CostTable own;
+    double us = 3;
+    for (const Instr& in : c.program.ranks[0].step)
+      if (is_kernel(in.kind)) own.set("h100", Math::fp32, kernel_key(c.graph, c.program.ranks[0], in), (us += 7) * 1e-6, 1);
+    seeds.insert(seeds.begin(), {"priced-program", own.print()});
+  }
   install_crash_handler();
   Mutator m(6, sim_tokens());
   for (const Seed& s : seeds) {
