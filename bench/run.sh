@@ -329,8 +329,6 @@ if [[ $BUILD == 1 ]]; then
   : > "$LOGS/build_programs.log"
   build_programs
 fi
-ALL_BUILT=("${BUILT[@]}")
-FOUND_BUILT=()
 if [[ $BUILD_ONLY == 1 ]]; then
   [[ $SEARCH == 1 ]] && say "--build-only: no profiles, so no search"
   nb=0; for p in "${PLAN[@]}"; do l=$(label $p); [[ -x "$BLD/$l/$l" ]] && nb=$((nb + 1)); done
@@ -410,17 +408,13 @@ if [[ $SEARCH == 1 && $BUILD == 1 ]]; then
       say "search $m g$n failed (exit $rc): $(tail -n 1 "$LOGS/search_${m}_g${n}.log")"
     fi
   done
+  # Added to BUILT, the first build's programs with them: ninja builds only what is new.
+  built_before=${#BUILT[@]}
   for p in "${found[@]}"; do
-    BUILT=()
     compile_program $p
     PLAN+=("$p")
-    FOUND_BUILT+=("${BUILT[@]}")
   done
-  if [[ ${#FOUND_BUILT[@]} -gt 0 ]]; then
-    BUILT=("${ALL_BUILT[@]}" "${FOUND_BUILT[@]}")
-    build_programs
-  fi
-  rm -rf "$WORK/tmp"
+  [[ ${#BUILT[@]} -gt $built_before ]] && build_programs
 elif [[ $SEARCH == 1 ]]; then
   say "--search needs a build (not --no-build): no search"
 fi

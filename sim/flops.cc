@@ -123,7 +123,8 @@ double operand_bytes(const RankProgram& r, const Operand& o) {
 
 int64_t run_offset(const Box& outer, const Box& inner) {
   if (inner.rank() != outer.rank()) return -1;
-  // Row-major: leading dims of extent 1, then one dim of any range, then whole dims.
+  // Row-major, innermost dim first: a run while every dim inside the first one `inner` cuts short
+  // is whole (dims of extent 1 may sit anywhere).
   int64_t offset = 0, stride = 1, expect = 1;
   bool run = true;
   for (int d = outer.rank() - 1; d >= 0; --d) {

@@ -293,19 +293,28 @@ void check_accepted_model(Graph& g) {
   }
 }
 
-/// Parses one candidate model; anything but success or a UserError fails the test.
-void try_model(const std::string& text) {
-  g_current = text;
+/// Runs `read` on one candidate input: it must succeed or throw a UserError, within 2 s; any other
+/// exception fails the test (a crash or hang is caught by the handler and ctest's timeout).
+template <class F>
+void accept_or_reject(const std::string& input, F&& read) {
+  g_current = input;
   auto start = std::chrono::steady_clock::now();
   try {
-    Graph g = parse_ff(text, "fuzz.ff");
-    check_accepted_model(g);
+    read();
   } catch (const UserError&) {
   } catch (const std::exception& e) {
-    ADD_FAILURE() << "not a UserError: " << typeid(e).name() << ": " << e.what() << "\ninput:\n" << text;
+    ADD_FAILURE() << "not a UserError: " << typeid(e).name() << ": " << e.what() << "\ninput:\n" << input;
   }
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_LT(s, 2.0) << "took " << s << " s on:\n" << text;
+  EXPECT_LT(s, 2.0) << "took " << s << " s on:\n" << input;
+}
+
+/// Parses one candidate model, and checks what it accepts.
+void try_model(const std::string& text) {
+  accept_or_reject(text, [&] {
+    Graph g = parse_ff(text, "fuzz.ff");
+    check_accepted_model(g);
+  });
 }
 
 /// Resolves a parsed strategy against `g` (when there is one) and writes it back in both forms.
@@ -330,17 +339,10 @@ void check_accepted_strategy(const Strategy& s, const Graph* g) {
 }
 
 void try_strategy(const std::string& bytes, bool binary, const Graph* g) {
-  g_current = bytes;
-  auto start = std::chrono::steady_clock::now();
-  try {
+  accept_or_reject(bytes, [&] {
     Strategy s = binary ? parse_strategy_binary(bytes, "fuzz.pb") : parse_strategy_text(bytes, "fuzz.pbtxt");
     check_accepted_strategy(s, g);
-  } catch (const UserError&) {
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "not a UserError: " << typeid(e).name() << ": " << e.what() << "\ninput:\n" << bytes;
-  }
-  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_LT(s, 2.0) << "took " << s << " s";
+  });
 }
 
 /// Mutates every seed `per_seed` times with a generator seeded by `seed`.
@@ -498,8 +500,7 @@ const Compiled& priced_program(int devices = 2) {
 
 /// An accepted table prints, parses back to the same text, and prices a program to a finite time.
 void try_costs(const std::string& text) {
-  g_current = text;
-  try {
+  accept_or_reject(text, [&] {
     const CostTable t = CostTable::parse(text, "fuzz.costs");
     const std::string printed = t.print();
     CostTable again;
@@ -520,16 +521,12 @@ void try_costs(const std::string& text) {
       const double time = simulate(p->graph, p->program, m, measured).iteration;
       EXPECT_TRUE(std::isfinite(time) && time >= 0) << time;
     }
-  } catch (const UserError&) {
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "not a UserError: " << typeid(e).name() << ": " << e.what() << "\ninput:\n" << text;
-  }
+  });
 }
 
 /// An accepted machine describes itself and prices a program to a finite, positive time.
 void try_machine(const std::string& text) {
-  g_current = text;
-  try {
+  accept_or_reject(text, [&] {
     Machine m = parse_machine(text, "fuzz.machine");
     EXPECT_FALSE(m.describe().empty());
     if (m.nodes == 0) m.nodes = (2 + m.gpus_per_node - 1) / m.gpus_per_node;
@@ -538,10 +535,7 @@ void try_machine(const std::string& text) {
     const Compiled& c = priced_program();
     const double time = simulate(c.graph, c.program, m, analytical).iteration;
     EXPECT_TRUE(std::isfinite(time) && time > 0) << time << " s on:\n" << text;
-  } catch (const UserError&) {
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "not a UserError: " << typeid(e).name() << ": " << e.what() << "\ninput:\n" << text;
-  }
+  });
 }
 
 TEST(FuzzSimInputs, CostTables) {
